@@ -1,0 +1,71 @@
+"""The hooks a plugin may implement: one per component kind, plus run events."""
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT = "molplat"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def molplat_datasets() -> list:
+    """Return the ComponentSpecs of the datasets this plugin provides."""
+
+
+@hookspec
+def molplat_representations() -> list:
+    """Return the ComponentSpecs of the representations this plugin provides."""
+
+
+@hookspec
+def molplat_models() -> list:
+    """Return the ComponentSpecs of the models this plugin provides."""
+
+
+@hookspec
+def molplat_trainer_backends() -> list:
+    """Return the ComponentSpecs of the trainer backends this plugin provides."""
+
+
+@hookspec
+def molplat_searchers() -> list:
+    """Return the ComponentSpecs of the searchers this plugin provides."""
+
+
+@hookspec
+def molplat_explainers() -> list:
+    """Return the ComponentSpecs of the explainers this plugin provides."""
+
+
+@hookspec
+def molplat_simulators() -> list:
+    """Return the ComponentSpecs of the simulators this plugin provides."""
+
+
+@hookspec
+def molplat_run_started(run_dir: str, pipeline: dict[str, Any]) -> None:
+    """A run has validated its pipeline and created its directory."""
+
+
+@hookspec
+def molplat_stage_finished(run_dir: str, stage: str, result: dict[str, Any]) -> None:
+    """A stage (data, train, evaluate, search, explain, simulate) has finished."""
+
+
+@hookspec
+def molplat_run_finished(run_dir: str, summary: dict[str, Any]) -> None:
+    """A run has finished and written its summary."""
+
+
+KIND_HOOKS: dict[str, str] = {
+    "dataset": "molplat_datasets",
+    "representation": "molplat_representations",
+    "model": "molplat_models",
+    "trainer_backend": "molplat_trainer_backends",
+    "searcher": "molplat_searchers",
+    "explainer": "molplat_explainers",
+    "simulator": "molplat_simulators",
+}

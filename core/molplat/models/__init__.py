@@ -1,0 +1,4 @@
+"""The model contract."""
+from molplat.models.base import AtomisticModel, ModelOutput
+
+__all__ = ["AtomisticModel", "ModelOutput"]

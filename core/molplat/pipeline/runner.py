@@ -1,0 +1,183 @@
+"""Running a validated pipeline, stage by stage, into one run directory."""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molplat.errors import RunError, ValidationError
+from molplat.pipeline.config import Pipeline
+from molplat.pipeline.rundir import SUMMARY_FILE, new_run_dir, read_pipeline, write_json, write_pipeline
+from molplat.training.checkpoints import atomic_write_text
+
+DATA_FILE = "data.json"
+Echo = Callable[[str], None]
+
+
+@dataclass
+class RunContext:
+    """What the optional stages (search, explain, simulate) receive."""
+
+    pipeline: Pipeline
+    run_dir: Path
+    model: Any  # molplat.predict.TrainedModel
+    splits: dict[str, list[Any]] = field(default_factory=dict)  # split name -> list[Structure]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resolved.items() if k not in ("output", "plugins")}
+
+
+def _check_resume(pipeline: Pipeline, run_dir: Path) -> None:
+    stored = _comparable(read_pipeline(run_dir))
+    current = _comparable(pipeline.resolved())
+    if stored != current:
+        diffs = []
+        for table in sorted(set(stored) | set(current)):
+            a, b = stored.get(table, {}), current.get(table, {})
+            if isinstance(a, dict) and isinstance(b, dict):
+                diffs += [f"[{table}] {k}: run has {a.get(k)!r}, pipeline has {b.get(k)!r}"
+                          for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            elif a != b:
+                diffs.append(f"[{table}] differs")
+        raise ValidationError([f"cannot resume {run_dir}: it was made by a different pipeline ({d})" for d in diffs]
+                              or [f"cannot resume {run_dir}: the pipeline differs"], source=pipeline.source)
+
+
+def featurize(representation: Any, structures: list[Any], target: str, with_forces: bool, label: str,
+              show_progress: bool) -> list[Any]:
+    from tqdm.auto import tqdm
+
+    from molplat.training.data import Sample
+
+    samples = []
+    for s in tqdm(structures, desc=f"featurize {label}", disable=not show_progress or len(structures) < 200,
+                  leave=False):
+        forces = s.forces if with_forces else None
+        if with_forces and forces is None:
+            raise RunError(f"structure {s.id!r} has no forces, but [trainer] task = 'energy_forces' needs them")
+        if target not in s.targets:
+            raise RunError(f"structure {s.id!r} has no value for target {target!r}")
+        samples.append(Sample(s.id, representation.featurize(s), np.array([s.targets[target]], dtype=np.float64), forces))
+    return samples
+
+
+def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Echo = print) -> dict[str, Any]:
+    """Run every stage and return the summary (also written to ``summary.json``)."""
+    if resume is not None:
+        run_dir = Path(resume)
+        _check_resume(pipeline, run_dir)
+        echo(f"resuming {run_dir}")
+    else:
+        run_dir = new_run_dir(pipeline.output["dir"], pipeline.output["name"])
+        echo(f"run directory: {run_dir}")
+    resolved = pipeline.resolved()
+    write_pipeline(run_dir, resolved)
+    manager = pipeline.manager
+    manager.run_started(str(run_dir), resolved)
+
+    trainer_settings = pipeline.components["trainer"].settings
+    with_forces = trainer_settings.get("task") == "energy_forces"
+    progress = bool(trainer_settings.get("progress_bar", True))
+
+    # data and representation
+    dataset = pipeline.components["dataset"].build()
+    target = pipeline.dataset_common["target"] or dataset.default_target
+    targets = getattr(dataset, "targets", {})
+    if target not in targets:
+        raise ValidationError(f"[dataset] target: {target!r} is not a target of dataset "
+                              f"{pipeline.components['dataset'].spec.name!r} (targets: {', '.join(targets)})",
+                              source=pipeline.source)
+    units = targets[target].units
+    indices = dataset.splits(pipeline.dataset_common["split"], pipeline.dataset_common["split_seed"])
+    structures = {name: [dataset[int(i)] for i in idx] for name, idx in indices.items()}
+    representation = pipeline.components["representation"].build()
+    samples = {name: featurize(representation, items, target, with_forces, name, progress)
+               for name, items in structures.items()}
+    data_info = {"dataset": pipeline.components["dataset"].spec.name, "target": target, "units": units,
+                 "task": trainer_settings.get("task"), "sizes": {k: len(v) for k, v in samples.items()}}
+    write_json(run_dir / DATA_FILE, data_info)
+    manager.stage_finished(str(run_dir), "data", data_info)
+
+    # train
+    from molplat.predict import TrainedModel
+    from molplat.training.data import SampleCollator
+    from molplat.training.lightning import TrainingJob
+
+    model_choice = pipeline.components["model"]
+    job = TrainingJob(train=samples["train"], val=samples["val"], collator=SampleCollator(representation),
+                      build_model=lambda: model_choice.build(n_outputs=1), n_outputs=1, run_dir=run_dir,
+                      resume=resume is not None)
+    backend = pipeline.components["trainer"].build()
+    fit = backend.fit(job)
+    manager.stage_finished(str(run_dir), "train", {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss})
+
+    # evaluate
+    model = TrainedModel.from_run(run_dir, pipeline=pipeline)
+    summary = evaluate(model, samples, target, units, run_dir, plots=pipeline.output["plots"])
+    summary["plugins"] = pipeline.plugin_versions()
+    summary["training"] = {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss,
+                           "checkpoint": str(fit.best_checkpoint.relative_to(run_dir))}
+    write_json(run_dir / SUMMARY_FILE, summary)
+    manager.stage_finished(str(run_dir), "evaluate", summary)
+
+    # optional stages
+    context = RunContext(pipeline, run_dir, model, structures, summary)
+    for table in ("search",):
+        if table in pipeline.components:
+            summary[table] = _run_stage(pipeline.components[table], context, table, echo)
+    for choice in pipeline.explainers:
+        summary.setdefault("explain", {})[choice.spec.name] = _run_stage(choice, context, "explain", echo)
+    if "simulate" in pipeline.components:
+        summary["simulate"] = _run_stage(pipeline.components["simulate"], context, "simulate", echo)
+    write_json(run_dir / SUMMARY_FILE, summary)
+    summary["run_dir"] = str(run_dir)
+    manager.run_finished(str(run_dir), summary)
+    return summary
+
+
+def _run_stage(choice: Any, context: RunContext, stage: str, echo: Echo) -> dict[str, Any]:
+    echo(f"{stage}: {choice.spec.name}")
+    result = choice.build().run(context)
+    context.pipeline.manager.stage_finished(str(context.run_dir), stage, result)
+    return result
+
+
+def evaluate(model: Any, samples: dict[str, list[Any]], target: str, units: str, run_dir: Path,
+             plots: bool = True) -> dict[str, Any]:
+    """Metrics on val and test against the mean-of-train baseline, predictions.csv and the parity plot."""
+    from molplat.metrics import regression_metrics
+
+    train_mean = float(np.mean([s.y[0] for s in samples["train"]]))
+    results: dict[str, Any] = {"target": target, "units": units}
+    parity: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["id", "split", "target", "units", "true", "predicted", "error"])
+    for split in ("val", "test"):
+        if not samples.get(split):
+            raise RunError(f"the {split} split is empty; raise its fraction in [dataset] split")
+        out = model.predict_samples(samples[split])
+        true = np.array([s.y[0] for s in samples[split]])
+        pred = out["y"][:, 0]
+        results[split] = regression_metrics(true, pred)
+        if "forces" in out and all(s.forces is not None for s in samples[split]):
+            ref = np.concatenate([s.forces for s in samples[split]])
+            results[split]["forces_mae"] = float(np.abs(out["forces"] - ref).mean())
+        parity[split] = (true, pred)
+        if split == "test":
+            for s, t, p in zip(samples[split], true, pred):
+                writer.writerow([s.id, split, target, units, f"{t:.8g}", f"{p:.8g}", f"{p - t:.8g}"])
+    results["baseline_mae"] = float(np.abs(parity["test"][0] - train_mean).mean())
+    atomic_write_text(run_dir / "predictions.csv", rows.getvalue())
+    if plots:
+        from molplat.plots import parity_plot
+
+        parity_plot(run_dir / "parity.png", parity, target, units, results["baseline_mae"])
+    return results

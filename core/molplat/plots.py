@@ -1,0 +1,37 @@
+"""PNG figures of a run (matplotlib without a display)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def parity_plot(path: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], target: str, units: str,
+                baseline_mae: float | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
+    lo = min(min(t.min(), p.min()) for t, p in splits.values())
+    hi = max(max(t.max(), p.max()) for t, p in splits.values())
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", label="ideal")
+    for name, (true, pred) in splits.items():
+        mae = np.abs(pred - true).mean()
+        ax.scatter(true, pred, s=8, alpha=0.6, label=f"{name} (MAE {mae:.3g} {units})")
+    label = f"{target} [{units}]" if units else target
+    ax.set_xlabel(f"true {label}")
+    ax.set_ylabel(f"predicted {label}")
+    title = "parity"
+    if baseline_mae is not None:
+        title += f" (mean-baseline MAE {baseline_mae:.3g} {units})"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,1 @@
+"""Training: the Lightning task shared by every backend, and the CPU backend."""
