@@ -27,6 +27,7 @@ COMPONENT_TABLES: dict[str, str] = {
     "simulate": "simulator",
 }
 REQUIRED_TABLES = ("dataset", "representation", "model")
+DEFAULT_TRAINER = "cpu"
 LIST_TABLES = ("explain",)  # [[explain]] may appear several times
 
 #: keys the core handles for every dataset, beside the dataset's own settings
@@ -144,7 +145,9 @@ class Pipeline:
         explainers: list[ComponentChoice] = []
         dataset_common: dict[str, Any] = {}
         tables = dict(raw)
-        tables.setdefault("trainer", {"name": "cpu"})
+        trainer = tables.get("trainer", {})
+        if isinstance(trainer, dict) and "name" not in trainer:
+            tables["trainer"] = {"name": DEFAULT_TRAINER, **trainer}
         for table, kind in COMPONENT_TABLES.items():
             if table not in tables:
                 continue
@@ -214,6 +217,10 @@ class Pipeline:
                 and "forces" not in model.spec.outputs:
             problems.append(f"[trainer] task = 'energy_forces' but model {model.spec.name!r} does not predict forces "
                             f"(outputs: {', '.join(model.spec.outputs)}); use task = 'property'")
+        split = dataset_common.get("split")
+        if isinstance(split, list) and (len(split) != 3 or any(f < 0 for f in split) or abs(sum(split) - 1) > 1e-6):
+            problems.append(f"[dataset] split: {split!r} must be three non-negative fractions (train, val, test) "
+                            f"that sum to 1, such as [0.8, 0.1, 0.1]")
         dataset = components.get("dataset")
         target = dataset_common.get("target")
         if dataset and target is not None:
@@ -222,6 +229,12 @@ class Pipeline:
                 problems.append(f"[dataset] target: {target!r} is not a target of dataset {dataset.spec.name!r}"
                                 f"{_close(target, targets)} (targets: {', '.join(targets)})")
         return problems
+
+    def run(self, resume: str | Path | None = None, echo: Any = print) -> dict[str, Any]:
+        """Run every stage into a run directory and return the summary (``summary["run_dir"]`` says where)."""
+        from molplat.pipeline.runner import run_pipeline
+
+        return run_pipeline(self, resume=resume, echo=echo)
 
     # -- views ---------------------------------------------------------------------------
     def resolved(self) -> dict[str, Any]:

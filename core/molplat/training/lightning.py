@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,9 +81,20 @@ class EpochMetrics(pl.Callback):
         self.table.append(row)
 
 
+class EpochProgressBar(TQDMProgressBar):
+    """One bar per training epoch; the short validation pass shows its loss on that bar instead."""
+
+    def init_validation_tqdm(self):
+        from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
+
+        return Tqdm(disable=True)
+
+
 def quiet_lightning() -> None:
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API on every fit.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def build_task(job: TrainingJob, settings: dict[str, Any]) -> AtomisticTask:
@@ -126,7 +138,7 @@ def make_trainer(job: TrainingJob, settings: dict[str, Any], **trainer_kwargs: A
         checkpoint,
     ]
     if settings["progress_bar"]:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(job.train) // settings["batch_size"] // 10)))
+        callbacks.append(EpochProgressBar(refresh_rate=max(1, len(job.train) // settings["batch_size"] // 10)))
     kwargs: dict[str, Any] = dict(
         accelerator="cpu",
         max_epochs=settings["max_epochs"],

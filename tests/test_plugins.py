@@ -1,0 +1,109 @@
+"""Plugin discovery against real distributions with real entry points.
+
+The fixture distributions under plugin_fixtures/ are built and installed with pip
+into a private folder; a child process with that folder on its path discovers them
+through importlib metadata exactly as it would in site-packages.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "plugin_fixtures"
+KIND_KEYS = {"dataset", "representation", "model", "trainer_backend", "searcher", "explainer", "simulator"}
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    dists = sorted(str(p) for p in FIXTURES.iterdir() if (p / "pyproject.toml").exists())
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), *dists], check=True)
+    return target
+
+
+def molplat(site: Path, *args: str, disable: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(site), MOLPLAT_DISABLE_PLUGINS=disable)
+    return subprocess.run([sys.executable, "-m", "molplat.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd)
+
+
+def listing(site: Path, disable: str = "") -> dict[str, dict]:
+    proc = molplat(site, "list-plugins", "--json", disable=disable)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    for entry in data:
+        assert set(entry) == {"name", "version", "status", "error", "components"}
+        assert set(entry["components"]) <= KIND_KEYS
+    return {entry["name"]: entry for entry in data}
+
+
+def test_broken_incompatible_and_clashing_plugins_are_reported_and_the_rest_work(plugin_site):
+    plugins = listing(plugin_site)
+    broken, old, clash, toy = (plugins[n] for n in ("molplat-broken", "molplat-oldapi", "molplat-clash", "molplat-toy"))
+    assert broken["status"] == "failed"
+    assert "molplat_missing_dependency" in broken["error"]
+    assert old["status"] == "incompatible"
+    assert ">=0.1,<1" in old["error"] and "1.0" in old["error"]
+    assert clash["status"] == "failed"
+    assert "'adjacency_list' is already registered by plugin 'molplat'" in clash["error"]
+    assert clash["components"] == {}
+    assert toy["status"] == "loaded" and toy["error"] is None
+    assert toy["components"] == {"representation": ["toy_cloud"]}
+    core = plugins["molplat"]
+    assert core["status"] == "loaded"
+    assert core["components"]["representation"] == ["adjacency_list", "adjacency_matrix", "point_cloud"]
+    assert core["components"]["trainer_backend"] == ["cpu"]
+
+
+def test_show_works_beside_broken_plugins(plugin_site):
+    proc = molplat(plugin_site, "show", "toy_cloud")
+    assert proc.returncode == 0, proc.stderr
+    assert "representation, plugin molplat-toy" in proc.stdout
+    assert "max_atomic_number" in proc.stdout
+
+
+def test_disabled_by_environment(plugin_site):
+    plugins = listing(plugin_site, disable="molplat-toy,molplat-broken")
+    assert plugins["molplat-toy"]["status"] == "disabled"
+    assert plugins["molplat-toy"]["components"] == {}
+    assert plugins["molplat-broken"]["status"] == "disabled"
+
+
+def test_disabled_by_pipeline(plugin_site, tmp_path):
+    pipeline = tmp_path / "p.toml"
+    base = ('[dataset]\nname = "qm9"\n[representation]\nname = "toy_cloud"\n[model]\nname = "schnet"\n')
+    pipeline.write_text(base)
+    proc = molplat(plugin_site, "validate", str(pipeline))
+    assert "unknown representation" not in proc.stderr  # it exists while the plugin is enabled
+    pipeline.write_text(base + '[plugins]\ndisable = ["molplat-toy"]\n')
+    proc = molplat(plugin_site, "validate", str(pipeline))
+    assert proc.returncode == 2
+    assert "[representation] name: unknown representation 'toy_cloud'" in proc.stderr
+    assert "molplat-toy [disabled]" in proc.stderr
+
+
+def test_kind_filter_and_table(plugin_site):
+    proc = molplat(plugin_site, "list-plugins", "--kind", "trainer_backend", "--json")
+    names = [p["name"] for p in json.loads(proc.stdout)]
+    assert "molplat" in names and "molplat-toy" not in names
+    table = molplat(plugin_site, "list-plugins").stdout
+    header = table.splitlines()[0].split()
+    assert header == ["plugin", "version", "status", "components"]
+    assert "incompatible (written for molplat plugin API >=0.1,<1" in table
+
+
+def test_listing_imports_no_torch(plugin_site):
+    code = ("import sys, io, contextlib, molplat.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    molplat.cli.main(['list-plugins', '--json'])\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pytorch_lightning', 'ase'))\n"
+            "print(heavy)\n")
+    env = dict(os.environ, PYTHONPATH=str(plugin_site))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert proc.stdout.strip() == "[]"
