@@ -96,6 +96,12 @@ def test_model_paired_with_representation_it_does_not_accept():
     assert "it accepts: adjacency_list" in msg
 
 
+def test_model_cutoff_beyond_the_representation_cutoff():
+    msg = only(lambda p: p["model"].update(cutoff=6.0))
+    assert msg == ("[model] cutoff: 6.0 Å is beyond [representation] cutoff 5.0 Å, so pairs in between would be "
+                   "missing; set [representation] cutoff = 6.0")
+
+
 def test_target_the_dataset_does_not_have():
     msg = only(lambda p: p["dataset"].update(target="gapp"))
     assert "[dataset] target: 'gapp' is not a target of dataset 'qm9'; did you mean 'gap'?" in msg

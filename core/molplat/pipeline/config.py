@@ -212,6 +212,12 @@ class Pipeline:
                 f"[model] {model.spec.name!r} does not accept representation {rep.spec.name!r} "
                 f"set in [representation] name; it accepts: {', '.join(model.spec.accepts)}"
             )
+        if model and rep:
+            model_cutoff, rep_cutoff = model.settings.get("cutoff"), rep.settings.get("cutoff")
+            if isinstance(model_cutoff, (int, float)) and isinstance(rep_cutoff, (int, float)) \
+                    and model_cutoff > rep_cutoff + 1e-9:
+                problems.append(f"[model] cutoff: {model_cutoff} Å is beyond [representation] cutoff {rep_cutoff} Å, "
+                                f"so pairs in between would be missing; set [representation] cutoff = {model_cutoff}")
         trainer = components.get("trainer")
         if model and trainer and trainer.settings.get("task") == "energy_forces" and model.spec.outputs \
                 and "forces" not in model.spec.outputs:
