@@ -107,3 +107,25 @@ def test_listing_imports_no_torch(plugin_site):
     env = dict(os.environ, PYTHONPATH=str(plugin_site))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_event_hooks_reach_a_tracker_plugin(plugin_site, tmp_path):
+    events = tmp_path / "events.jsonl"
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(
+        '[dataset]\nname = "qm9"\nsplit = [0.5, 0.25, 0.25]\n'
+        '[representation]\nname = "adjacency_list"\ncutoff = 3.0\n'
+        '[model]\nname = "schnet"\nhidden_channels = 8\nnum_filters = 8\nnum_interactions = 1\ncutoff = 3.0\n'
+        '[trainer]\nmax_epochs = 1\nbatch_size = 128\nprogress_bar = false\n'
+        f'[output]\ndir = "{tmp_path / "runs"}"\nplots = false\n')
+    env = dict(os.environ, PYTHONPATH=str(plugin_site), MOLPLAT_TOY_EVENTS=str(events))
+    proc = subprocess.run([sys.executable, "-m", "molplat.cli", "run", str(pipeline)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["event"] for e in lines] == ["run_started", "stage_finished", "stage_finished", "stage_finished",
+                                           "run_finished"]
+    assert lines[0]["model"] == "schnet"
+    assert [e["stage"] for e in lines[1:4]] == ["data", "train", "evaluate"]
+    assert "baseline_mae" in lines[3]["keys"]
+    assert lines[-1]["test_mae"] > 0
