@@ -145,7 +145,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         import csv
         import io
 
-        from molplat.training.checkpoints import atomic_write_text
+        from molplat.files import atomic_write_text
 
         out = io.StringIO()
         csv.writer(out).writerows([header] + rows)

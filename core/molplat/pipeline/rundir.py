@@ -9,7 +9,7 @@ from typing import Any
 import tomli_w
 
 from molplat.errors import ValidationError
-from molplat.training.checkpoints import atomic_write_text
+from molplat.files import atomic_write_text
 
 PIPELINE_FILE = "pipeline.toml"
 SUMMARY_FILE = "summary.json"

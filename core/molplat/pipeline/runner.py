@@ -13,7 +13,7 @@ import numpy as np
 from molplat.errors import RunError, ValidationError
 from molplat.pipeline.config import Pipeline
 from molplat.pipeline.rundir import SUMMARY_FILE, new_run_dir, read_pipeline, write_json, write_pipeline
-from molplat.training.checkpoints import atomic_write_text
+from molplat.files import atomic_write_text
 
 DATA_FILE = "data.json"
 Echo = Callable[[str], None]
@@ -62,8 +62,6 @@ def featurize(representation: Any, structures: list[Any], target: str, with_forc
         forces = s.forces if with_forces else None
         if with_forces and forces is None:
             raise RunError(f"structure {s.id!r} has no forces, but [trainer] task = 'energy_forces' needs them")
-        if target not in s.targets:
-            raise RunError(f"structure {s.id!r} has no value for target {target!r}")
         samples.append(Sample(s.id, representation.featurize(s), np.array([s.targets[target]], dtype=np.float64), forces))
     return samples
 
@@ -97,6 +95,13 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     units = targets[target].units
     indices = dataset.splits(pipeline.dataset_common["split"], pipeline.dataset_common["split_seed"])
     structures = {name: [dataset[int(i)] for i in idx] for name, idx in indices.items()}
+    unlabelled = {name: sum(not np.isfinite(s.targets.get(target, np.nan)) for s in items)
+                  for name, items in structures.items()}
+    if any(unlabelled.values()):
+        echo(f"leaving out {sum(unlabelled.values())} structures with no finite {target!r} value "
+             f"({', '.join(f'{k}: {v}' for k, v in unlabelled.items())})")
+        structures = {name: [s for s in items if np.isfinite(s.targets.get(target, np.nan))]
+                      for name, items in structures.items()}
     representation = pipeline.components["representation"].build()
     samples = {name: featurize(representation, items, target, with_forces, name, progress)
                for name, items in structures.items()}

@@ -1,0 +1,158 @@
+"""Behaviour of the coremof dataset: dev set, structures, labels, skipping, cache."""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.data import atomic_masses
+
+from molplat.errors import ValidationError
+from molplat_coremof import coremof, source
+from molplat_coremof.cif import BadCIF, count_sites, parse_cif
+from molplat_coremof.coremof import DEV_SIZE, CoREMOF
+from molplat_coremof.targets import TARGETS
+
+DEV_FIRST_IDS = ["AMUFOF_clean", "ASOHUL_clean", "ATIBIO_clean"]
+DEV_IDS_SHA256 = "8c56cdb720a8a1e2e6afceb5b77cfbcf1f82468b0724bf1eb7f0d0d963f45753"
+AMU_G_CM3 = 1.66053906660  # g/cm^3 per (amu/Å^3)
+
+
+def _cif_text(atoms) -> str:
+    handle = io.BytesIO()
+    atoms.write(handle, format="cif")
+    return handle.getvalue().decode()
+
+
+def test_dev_set_is_fixed_and_small(dev: CoREMOF) -> None:
+    assert len(dev) == DEV_SIZE == 100
+    assert dev.ids[:3] == DEV_FIRST_IDS
+    assert hashlib.sha256(",".join(dev.ids).encode()).hexdigest() == DEV_IDS_SHA256
+    assert dev.ids == sorted(set(dev.ids))
+
+
+def test_structures_are_periodic_crystals_within_the_atom_limit(dev: CoREMOF) -> None:
+    for s in dev:
+        assert s.periodic and s.pbc.all() and s.cell is not None
+        assert abs(np.linalg.det(s.cell)) > 10.0
+        assert 1 <= len(s) <= 150 and (s.numbers > 0).all() and np.isfinite(s.positions).all()
+        fractional = np.linalg.solve(s.cell.T, s.positions.T).T
+        assert (fractional > -1e-6).all() and (fractional < 1 + 1e-6).all()  # wrapped into the cell
+        assert s.numbers.max() <= 94  # real elements
+    assert np.mean([6 in s.numbers for s in dev]) > 0.7  # mostly organic linkers
+
+
+def test_labels_have_units_and_match_the_structures(dev: CoREMOF) -> None:
+    assert CoREMOF.default_target == "lcd" and set(CoREMOF.targets) == set(TARGETS)
+    assert CoREMOF.targets["lcd"].units == "Å" and CoREMOF.targets["asa_gravimetric"].units == "m^2/g"
+    assert CoREMOF.targets["void_fraction"].units == "dimensionless"
+    for name, target in CoREMOF.targets.items():
+        assert target.units and np.isfinite(dev.values(name)).all(), name
+    assert (dev.values("pld") <= dev.values("lcd") + 1e-6).all()  # a pore's window is no wider than the pore
+    for s in dev:  # the published density agrees with the parsed cell: labels belong to these structures
+        density = atomic_masses[s.numbers].sum() * AMU_G_CM3 / abs(np.linalg.det(s.cell))
+        assert density == pytest.approx(s.targets["density"], rel=1e-3), s.id
+    assert "Chung" in CoREMOF.citation and "5985" in CoREMOF.citation
+
+
+def test_cached_load_does_not_parse(coremof_cache: Path, dev: CoREMOF, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = list((coremof_cache / "coremof").glob("2019-ASR-dev-max150-*.npz"))
+    assert len(files) == 1 and not list((coremof_cache / "coremof").glob("*.tmp"))
+    mtime = files[0].stat().st_mtime_ns
+    monkeypatch.setattr(coremof, "build", lambda *_: pytest.fail("the cache should have been used"))
+    again = CoREMOF(cache_dir=str(coremof_cache))
+    assert again.ids == dev.ids and again.skipped == dev.skipped
+    np.testing.assert_array_equal(again[5].cell, dev[5].cell)
+    assert files[0].stat().st_mtime_ns == mtime
+
+
+def test_splits_are_disjoint_and_reproducible(dev: CoREMOF) -> None:
+    a, b = dev.splits(seed=1), dev.splits(seed=1)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    joined = np.concatenate(list(a.values()))
+    assert sorted(joined.tolist()) == list(range(len(dev)))
+
+
+def test_bad_cifs_are_skipped_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake release: two good crystals, a garbage file, overlapping atoms, a big cell, a missing CIF."""
+    good = {"CU_clean": bulk("Cu", cubic=True), "NACL_clean": bulk("NaCl", "rocksalt", a=5.64)}
+    overlap = bulk("Cu", cubic=True)
+    overlap.positions[1] = overlap.positions[0] + 0.1
+    texts = {**{k: _cif_text(v) for k, v in good.items()}, "JUNK_clean": "data_junk\n_cell_length_a ???\n",
+             "OVER_clean": _cif_text(overlap), "BIG_clean": _cif_text(bulk("Cu", cubic=True) * (4, 4, 4))}
+    archive = tmp_path / "2019-ASR.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        for name, text in texts.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"2019-ASR/{name}.cif")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    csv = tmp_path / "2019-ASR.csv"
+    names = [*texts, "GONE_clean"]
+    csv.write_text("filename," + ",".join(coremof.COLUMNS) + "\n"
+                   + "".join(f"{n}," + ",".join(["1.5"] * len(coremof.COLUMNS)) + "\n" for n in names))
+    monkeypatch.setattr(source, "data_files", lambda release: (csv, archive))
+
+    structures, skipped = coremof.build("2019-ASR", None, 150)
+    assert [s.id for s in structures] == sorted(good)
+    assert skipped == {"no atom-site table": 1, "overlapping atoms": 1, "larger than max_atoms": 1,
+                       "CIF missing from the archive": 1}
+    structures, _ = coremof.build("2019-ASR", 1, 150)
+    assert len(structures) == 1 and structures[0].id in good
+    ds = CoREMOF(subset="full", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == 2 and ds[0].targets["lcd"] == 1.5 and sum(ds.skipped.values()) == 4
+
+
+def test_parse_cif_reports_why() -> None:
+    text = _cif_text(bulk("Si", "diamond", a=5.43, cubic=True))
+    assert count_sites(text) == 8
+    s = parse_cif(text, "si", {"x": 1.0})
+    assert len(s) == 8 and s.periodic and s.targets == {"x": 1.0} and s.id == "si"
+    with pytest.raises(BadCIF, match="max_atoms"):
+        parse_cif(text, "si", max_atoms=4)
+    with pytest.raises(BadCIF, match="no valid 3D cell"):
+        parse_cif(text.replace("_cell_length_a", "_cell_length_q"), "si")
+    with pytest.raises(BadCIF, match="unreadable: KeyError"):
+        parse_cif(text.replace("Si", "Qq"), "si")
+
+
+def test_bad_settings() -> None:
+    with pytest.raises(ValidationError, match="subset"):
+        CoREMOF(subset="all")
+    with pytest.raises(ValidationError, match="max_atoms"):
+        CoREMOF(max_atoms=0)
+    with pytest.raises(ValidationError, match="release"):
+        CoREMOF(release="2014")
+
+
+def test_plugin_declares_both_datasets_lazily() -> None:
+    from molplat_coremof import plugin
+    from molplat_coremof.hmof import HMOF
+
+    specs = {s.name: s for s in plugin.molplat_datasets()}
+    assert set(specs) == {"coremof", "hmof"} and plugin.MOLPLAT_API == ">=1.0,<2"
+    for spec, cls in ((specs["coremof"], CoREMOF), (specs["hmof"], HMOF)):
+        assert spec.kind == "dataset" and spec.load() is cls and "\n" not in spec.summary and spec.citation
+        params = inspect.signature(cls.__init__).parameters
+        assert {s.name for s in spec.settings} == set(params) - {"self"}
+        assert not {"target", "split", "split_seed"} & {s.name for s in spec.settings}
+        for setting in spec.settings:
+            if not setting.required:
+                assert setting.default == params[setting.name].default, setting.name
+    assert specs["hmof"].setting("root").required
+    eps = {ep.name: ep.value for ep in metadata.entry_points(group="molplat.plugins")}
+    assert eps.get("molplat-coremof") == "molplat_coremof.plugin"
+    code = ("import sys, molplat_coremof.plugin as p; p.molplat_datasets(); print(','.join(m for m in "
+            "('torch', 'pandas', 'ase', 'molplat_coremof.coremof', 'molplat_coremof.hmof') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.stdout.strip() == ""

@@ -1,0 +1,105 @@
+"""The ``qm9`` dataset: QM9 molecules as molplat Structures, from a local cache.
+
+The first use parses qm9pack's CSV files once (a few seconds) and caches the
+packed arrays; later uses read only the cached .npz of the requested selection.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+
+from molplat.data import Dataset
+from molplat.errors import ValidationError
+from molplat.structure import Structure, Target
+from molplat_qm9 import cache, selection, source
+from molplat_qm9.plugin import CITATION
+from molplat_qm9.targets import TARGETS
+
+log = logging.getLogger(__name__)
+
+DEV_SIZE = 1000
+
+
+def load_arrays(subset: str = "dev", size: int | None = None,
+                cache_dir: str | os.PathLike | None = None) -> source.QM9Arrays:
+    """The packed molecules of a selection, from the cache when possible."""
+    folder = source.data_dir()
+    fingerprint = source.fingerprint(folder)
+    root = cache.cache_root(cache_dir)
+    names = list(TARGETS)
+    if size is not None:
+        name, count = f"size{size}", size
+    elif subset == "dev":
+        name, count = "dev", DEV_SIZE
+    else:
+        name, count = "full", None
+
+    wanted = cache.cache_path(root, name, fingerprint)
+    arrays = cache.load(wanted, names)
+    if arrays is not None:
+        return arrays
+    full_path = cache.cache_path(root, "full", fingerprint)
+    full = cache.load(full_path, names)
+    if full is None:
+        start = time.perf_counter()
+        full = source.parse(folder)
+        log.info("parsed %d QM9 molecules from %s in %.1f s", len(full), folder, time.perf_counter() - start)
+        cache.save(full_path, full)
+    if count is None:
+        return full
+    arrays = full.take(selection.draw(full.ids, count))
+    cache.save(wanted, arrays)
+    return arrays
+
+
+class QM9(Dataset):
+    """QM9 (Ramakrishnan et al. 2014): 130,831 molecules with up to 9 heavy atoms (C, N, O, F).
+
+    Every structure carries all 21 targets; energies are in eV, geometries in Å.
+    """
+
+    targets: dict[str, Target] = TARGETS
+    default_target = "gap"
+    citation = CITATION
+
+    def __init__(self, subset: str = "dev", size: int | None = None, cache_dir: str | None = None) -> None:
+        if subset not in ("dev", "full"):
+            raise ValidationError(f"[dataset] subset: {subset!r} is not allowed; use 'dev' or 'full'")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValidationError(f"[dataset] size: {size!r} must be a positive integer, or left out")
+        self.subset = subset
+        self.size = size
+        self._arrays = load_arrays(subset, size, cache_dir)
+        self._names = self._arrays.target_names.tolist()
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def __getitem__(self, index: int) -> Structure:  # type: ignore[override]
+        n = len(self)
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"QM9 indices are integers, got {type(index).__name__}")
+        i = int(index) + n if index < 0 else int(index)
+        if not 0 <= i < n:
+            raise IndexError(f"index {index} is out of range for {n} molecules")
+        a = self._arrays
+        start, stop = a.offsets[i], a.offsets[i + 1]
+        return Structure(
+            numbers=a.numbers[start:stop],
+            positions=a.positions[start:stop],
+            targets=dict(zip(self._names, a.targets[i].tolist())),
+            id=str(a.ids[i]),
+        )
+
+    @property
+    def ids(self) -> list[str]:
+        return self._arrays.ids.tolist()
+
+    def values(self, target: str) -> np.ndarray:
+        """All values of one target, in dataset order (for statistics without building Structures)."""
+        if target not in self._names:
+            raise ValidationError(f"{target!r} is not a QM9 target; targets: {', '.join(self._names)}")
+        return self._arrays.targets[:, self._names.index(target)].copy()
