@@ -95,7 +95,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         rows.append([split, f"{m['mae']:.4f}", f"{m['rmse']:.4f}", f"{m['r2']:.3f}"])
     rows.append(["mean of train (test)", f"{summary['baseline_mae']:.4f}", "", ""])
     print(f"\n{summary['target']} [{units}]")
-    print(_table(rows, ["split", f"MAE", "RMSE", "R2"]))
+    print(_table(rows, ["split", "MAE", "RMSE", "R2"]))
     print(f"\nrun directory: {summary['run_dir']}")
 
 

@@ -111,7 +111,7 @@ class Pipeline:
             path = Path(source)
             label, default_name = str(path), path.stem
             if not path.is_file():
-                raise ValidationError(f"pipeline file not found; check the path", source=label)
+                raise ValidationError("pipeline file not found; check the path", source=label)
             try:
                 raw = tomllib.loads(path.read_text())
             except tomllib.TOMLDecodeError as exc:

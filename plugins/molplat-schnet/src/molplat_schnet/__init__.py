@@ -1,0 +1,2 @@
+"""SchNet for molplat. The model lives in ``molplat_schnet.model`` (imported lazily by the core)."""
+__version__ = "0.1.0"
