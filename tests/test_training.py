@@ -90,7 +90,7 @@ def test_every_optimizer_reduces_a_quadratic(optimizer):
         loss = torch.nn.functional.mse_loss(task.model(x), y)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
     if optimizer == "lamb":
         assert isinstance(opt, Lamb)
