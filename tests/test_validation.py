@@ -151,3 +151,26 @@ def test_cli_invalid_toml_and_missing_file(tmp_path):
     assert proc.returncode == 2 and f"{broken}: not valid TOML" in proc.stderr
     proc = cli("validate", str(tmp_path / "nope.toml"), cwd=tmp_path)
     assert proc.returncode == 2 and "pipeline file not found" in proc.stderr
+
+
+def test_dataset_rejecting_its_settings_is_invalid_input_and_creates_no_run_directory(tmp_path):
+    pipeline = tmp_path / "hmof.toml"
+    pipeline.write_text(f'[dataset]\nname = "hmof"\nroot = "{tmp_path / "nowhere"}"\n'
+                        '[representation]\nname = "adjacency_list"\n[model]\nname = "cgcnn"\ncutoff = 5.0\n'
+                        f'[output]\ndir = "{tmp_path / "runs"}"\n')
+    assert cli("validate", str(pipeline), cwd=tmp_path).returncode == 0  # settings are well formed
+    proc = cli("run", str(pipeline), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "[dataset] root: folder" in proc.stderr and "does not exist" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_show_prints_kind_plugin_representations_and_settings(tmp_path):
+    proc = cli("show", "schnet", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("schnet  (model, plugin molplat-schnet)")
+    assert "accepts representations: adjacency_list" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("hidden_channels"))
+    assert row.split()[:3] == ["hidden_channels", "int", "64"]
+    missing = cli("show", "shnet", cwd=tmp_path)
+    assert missing.returncode == 2 and "did you mean 'schnet'?" in missing.stderr

@@ -69,8 +69,20 @@ def featurize(representation: Any, structures: list[Any], target: str, with_forc
 def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Echo = print) -> dict[str, Any]:
     """Run every stage and return the summary (also written to ``summary.json``)."""
     if resume is not None:
+        _check_resume(pipeline, Path(resume))
+    # The dataset is built first: a dataset that rejects its settings (a missing folder, a
+    # target its files lack) is invalid input, reported before any run directory exists.
+    dataset = pipeline.components["dataset"].build()
+    target = pipeline.dataset_common["target"] or dataset.default_target
+    targets = getattr(dataset, "targets", {})
+    if target not in targets:
+        raise ValidationError(f"[dataset] target: {target!r} is not a target of dataset "
+                              f"{pipeline.components['dataset'].spec.name!r} (targets: {', '.join(targets)})",
+                              source=pipeline.source)
+    units = targets[target].units
+
+    if resume is not None:
         run_dir = Path(resume)
-        _check_resume(pipeline, run_dir)
         echo(f"resuming {run_dir}")
     else:
         run_dir = new_run_dir(pipeline.output["dir"], pipeline.output["name"])
@@ -85,14 +97,6 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     progress = bool(trainer_settings.get("progress_bar", True))
 
     # data and representation
-    dataset = pipeline.components["dataset"].build()
-    target = pipeline.dataset_common["target"] or dataset.default_target
-    targets = getattr(dataset, "targets", {})
-    if target not in targets:
-        raise ValidationError(f"[dataset] target: {target!r} is not a target of dataset "
-                              f"{pipeline.components['dataset'].spec.name!r} (targets: {', '.join(targets)})",
-                              source=pipeline.source)
-    units = targets[target].units
     indices = dataset.splits(pipeline.dataset_common["split"], pipeline.dataset_common["split_seed"])
     structures = {name: [dataset[int(i)] for i in idx] for name, idx in indices.items()}
     unlabelled = {name: sum(not np.isfinite(s.targets.get(target, np.nan)) for s in items)
