@@ -26,9 +26,10 @@ def seeded_split(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarr
 class Dataset(Sequence[Structure]):
     """A finite, indexable collection of structures.
 
-    Subclasses set ``targets`` (every property they can label, with units) and
-    ``citation``, and implement ``__len__`` and ``__getitem__``. ``splits`` is
-    shared so every dataset splits the same reproducible way.
+    Subclasses set ``targets`` (every property they can label, with units),
+    ``default_target`` and ``citation``, and implement ``__len__`` and ``get``.
+    Indexing (negative indices, range and type checks) and ``splits`` are shared
+    so every dataset behaves and splits the same reproducible way.
     """
 
     targets: ClassVar[dict[str, Target]] = {}
@@ -38,8 +39,18 @@ class Dataset(Sequence[Structure]):
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __getitem__(self, index):  # type: ignore[override]  # pragma: no cover - abstract
+    def get(self, index: int) -> Structure:  # pragma: no cover - abstract
+        """The structure at ``index``, already checked to lie in ``range(len(self))``."""
         raise NotImplementedError
+
+    def __getitem__(self, index: int) -> Structure:  # type: ignore[override]
+        n = len(self)
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"{type(self).__name__} indices are integers, got {type(index).__name__}")
+        i = int(index) + n if index < 0 else int(index)
+        if not 0 <= i < n:
+            raise IndexError(f"index {index} is out of range for {type(self).__name__} of {n} structures")
+        return self.get(i)
 
     def structures(self) -> list[Structure]:
         return [self[i] for i in range(len(self))]

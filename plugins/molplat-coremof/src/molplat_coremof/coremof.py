@@ -141,13 +141,7 @@ class CoREMOF(Dataset):
     def __len__(self) -> int:
         return len(self._packed)
 
-    def __getitem__(self, index: int) -> Structure:  # type: ignore[override]
-        n = len(self)
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"CoREMOF indices are integers, got {type(index).__name__}")
-        i = int(index) + n if index < 0 else int(index)
-        if not 0 <= i < n:
-            raise IndexError(f"index {index} is out of range for {n} structures")
+    def get(self, i: int) -> Structure:
         return self._packed.structure(i)
 
     @property

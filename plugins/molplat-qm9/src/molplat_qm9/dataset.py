@@ -78,13 +78,7 @@ class QM9(Dataset):
     def __len__(self) -> int:
         return len(self._arrays)
 
-    def __getitem__(self, index: int) -> Structure:  # type: ignore[override]
-        n = len(self)
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"QM9 indices are integers, got {type(index).__name__}")
-        i = int(index) + n if index < 0 else int(index)
-        if not 0 <= i < n:
-            raise IndexError(f"index {index} is out of range for {n} molecules")
+    def get(self, i: int) -> Structure:
         a = self._arrays
         start, stop = a.offsets[i], a.offsets[i + 1]
         return Structure(
