@@ -54,7 +54,7 @@ def test_broken_incompatible_and_clashing_plugins_are_reported_and_the_rest_work
     assert "'adjacency_list' is already registered by plugin 'molplat'" in clash["error"]
     assert clash["components"] == {}
     assert toy["status"] == "loaded" and toy["error"] is None
-    assert toy["components"] == {"representation": ["toy_cloud"]}
+    assert toy["components"] == {"dataset": ["toy_emt"], "representation": ["toy_cloud"]}
     core = plugins["molplat"]
     assert core["status"] == "loaded"
     assert core["components"]["representation"] == ["adjacency_list", "adjacency_matrix", "point_cloud"]
@@ -129,3 +129,29 @@ def test_event_hooks_reach_a_tracker_plugin(plugin_site, tmp_path):
     assert [e["stage"] for e in lines[1:4]] == ["data", "train", "evaluate"]
     assert "baseline_mae" in lines[3]["keys"]
     assert lines[-1]["test_mae"] > 0
+
+
+def test_energy_and_forces_pipeline_from_a_third_party_dataset(plugin_site, tmp_path):
+    """task = 'energy_forces' end to end: forces reach the loss, the summary and predictions."""
+    pipeline = tmp_path / "emt.toml"
+    pipeline.write_text(
+        '[dataset]\nname = "toy_emt"\ncount = 40\n'
+        '[representation]\nname = "adjacency_list"\ncutoff = 4.0\n'
+        '[model]\nname = "schnet"\nhidden_channels = 16\nnum_filters = 16\nnum_interactions = 2\ncutoff = 4.0\n'
+        '[trainer]\ntask = "energy_forces"\nmax_epochs = 3\nbatch_size = 8\nprogress_bar = false\n'
+        f'[output]\ndir = "{tmp_path / "runs"}"\n')
+    proc = molplat(plugin_site, "run", str(pipeline), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["units"] == "eV"
+    assert summary["test"]["forces_mae"] > 0
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert "val_forces_mae" in rows[0] and len(rows) == 4
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "cu.extxyz", bulk("Cu", "fcc", a=3.6, cubic=True))
+    predicted = molplat(plugin_site, "predict", str(run_dir), str(tmp_path / "cu.extxyz"), cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert "Cu4" in predicted.stdout and "eV" in predicted.stdout

@@ -96,13 +96,19 @@ def test_every_optimizer_reduces_a_quadratic(optimizer):
         assert isinstance(opt, Lamb)
 
 
+def trainer_settings(**changes):
+    from molplat.builtin import TRAINER_SETTINGS
+
+    settings = {s.name: s.default for s in TRAINER_SETTINGS}
+    settings.update(progress_bar=False, patience=50, lr_patience=50)
+    settings.update(changes)
+    return settings
+
+
 def test_energy_and_forces_model_learns(tmp_path):
     rep = AdjacencyList(cutoff=CUTOFF)
     data = samples(emt_structures(48), rep)
-    settings = dict(task="energy_forces", loss="mse", forces_weight=10.0, optimizer="adamw", lr=3e-3,
-                    weight_decay=0.0, lr_patience=50, lr_factor=0.5, standardize=True, batch_size=8,
-                    max_epochs=12, accumulate_grad_batches=1, gradient_clip_val=0.0, amp=False, seed=0,
-                    patience=50, progress_bar=False, num_threads=0)
+    settings = trainer_settings(task="energy_forces", lr=3e-3, batch_size=8, max_epochs=12)
 
     def build():
         torch.manual_seed(0)
@@ -123,3 +129,24 @@ def test_energy_and_forces_model_learns(tmp_path):
     batch = job.collator(data[40:])
     predicted = task(batch)["forces"].detach()
     assert (predicted - batch["forces"]).abs().mean() < 0.6 * batch["forces"].abs().mean()
+
+
+@pytest.mark.parametrize("changes", [
+    dict(amp=True),
+    dict(accumulate_grad_batches=3, gradient_clip_val=0.5, optimizer="lamb", lr=1e-2, loss="l1"),
+], ids=["bf16-amp", "accumulate-clip-lamb-l1"])
+def test_trainer_options_still_learn(tmp_path, changes):
+    rep = AdjacencyList(cutoff=CUTOFF)
+    data = samples(emt_structures(24, seed=3), rep)
+    settings = trainer_settings(task="property", batch_size=4, max_epochs=6, lr=3e-3, seed=1)
+    settings.update(changes)
+
+    def build():
+        return SCHNET.SchNet(n_outputs=1, hidden_channels=16, num_filters=16, num_interactions=1, cutoff=CUTOFF)
+
+    job = TrainingJob(train=data[:20], val=data[20:], collator=SampleCollator(rep), build_model=build,
+                      n_outputs=1, run_dir=tmp_path)
+    fit_with_lightning(job, settings)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert len(rows) == 6
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])

@@ -12,6 +12,13 @@ def molplat_representations():
                           settings=(Setting("max_atomic_number", "int", 100),))]
 
 
+@molplat.hookimpl
+def molplat_datasets():
+    return [ComponentSpec(name="toy_emt", kind="dataset", summary="rattled Cu cells with EMT energies and forces",
+                          factory="molplat_toy.emt:EMTCopper",
+                          settings=(Setting("count", "int", 40), Setting("seed", "int", 0)))]
+
+
 def _record(event: str, **fields) -> None:
     """Append the event to the file named by MOLPLAT_TOY_EVENTS, as a tracker plugin would."""
     import json

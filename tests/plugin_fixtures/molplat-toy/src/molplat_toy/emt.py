@@ -1,0 +1,29 @@
+"""Rattled copper cells labelled by ASE's EMT potential: real energies and forces, made on the spot."""
+import numpy as np
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from molplat.data import Dataset
+from molplat.structure import Structure, Target
+
+
+class EMTCopper(Dataset):
+    targets = {"energy": Target("energy", "eV", "EMT potential energy")}
+    default_target = "energy"
+
+    def __init__(self, count: int = 40, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.items = []
+        for k in range(count):
+            atoms = bulk("Cu", "fcc", a=3.61 + rng.normal(0, 0.03), cubic=True)
+            atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
+            atoms.calc = EMT()
+            structure = Structure.from_atoms(atoms, targets={"energy": atoms.get_potential_energy()}, id=f"cu{k}")
+            structure.forces = atoms.get_forces()
+            self.items.append(structure)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, index: int) -> Structure:
+        return self.items[index]
