@@ -7,25 +7,21 @@ own; torch allocations are invisible to tracemalloc but not to the RSS.
 
     .venv/bin/python benchmarks/cgcnn_list_vs_matrix.py            # ~3-5 minutes, 2 threads
 
-Datasets: small MOFs read from the CoRE MOF 2019-ASR CIFs of the ``core-mof`` package
-(or ``molplat_coremof``'s dev set when that plugin is installed), and the ASE g2
-molecules. Targets are synthetic (a fixed random linear function of composition):
+Datasets: small MOFs from molplat-coremof's dev set (CoRE MOF 2019-ASR) and QM9
+molecules from molplat-qm9's seeded random draw. Targets are synthetic (a fixed random linear function of composition):
 only cost is measured here, not accuracy.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import pickle
 import resource
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import warnings
 
 import numpy as np
 
@@ -33,58 +29,19 @@ FORMS = ("adjacency_list", "adjacency_matrix")
 
 
 # --------------------------------------------------------------------------- data
-def _coremof_plugin_structures(max_atoms: int, count: int):
-    try:
-        from molplat_coremof import dataset as coremof  # optional sibling plugin
-    except ImportError:
-        return None
-    for name in ("dev_structures", "load_dev_set", "dev_set"):  # tolerate the API being in flux
-        fn = getattr(coremof, name, None)
-        if callable(fn):
-            try:
-                structures = list(fn())
-            except Exception:  # noqa: BLE001 - fall back to the CIFs below
-                return None
-            picked = [s for s in structures if len(s) <= max_atoms][:count]
-            return picked or None
-    return None
+def _coremof_structures(max_atoms: int, count: int):
+    """The first ``count`` MOFs of molplat-coremof's dev set with at most ``max_atoms`` atoms."""
+    from molplat_coremof.coremof import CoREMOF
+
+    dataset = CoREMOF(subset="dev")
+    return [s for s in dataset.structures() if len(s) <= max_atoms][:count]
 
 
-def _coremof_cif_structures(max_atoms: int, count: int):
-    """The first ``count`` CoRE MOF 2019-ASR structures with at most ``max_atoms`` atoms."""
-    from importlib import resources
+def _qm9_structures(count: int):
+    """``count`` molecules of molplat-qm9's seeded random draw."""
+    from molplat_qm9.dataset import QM9
 
-    import ase.io
-    import CoRE_MOF.data
-
-    from molplat.structure import Structure
-
-    out = []
-    path = resources.files(CoRE_MOF.data) / "2019-ASR.tar.xz"
-    with tarfile.open(path) as tar, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for member in tar:
-            # a CIF under ~12 kB holds at most a few hundred atoms: skip parsing the big ones
-            if not (member.isfile() and member.name.endswith(".cif") and member.size < 12_000):
-                continue
-            try:
-                atoms = ase.io.read(io.StringIO(tar.extractfile(member).read().decode()), format="cif")
-            except Exception:  # noqa: BLE001 - some CIFs do not parse; skip them
-                continue
-            if len(atoms) <= max_atoms:
-                out.append(Structure.from_atoms(atoms, id=member.name.rsplit("/", 1)[-1][:-4]))
-            if len(out) >= count:
-                break
-    return out
-
-
-def _g2_structures():
-    from ase.build import molecule
-    from ase.collections import g2
-
-    from molplat.structure import Structure
-
-    return [Structure.from_atoms(molecule(name), id=name) for name in g2.names]
+    return QM9(size=count).structures()
 
 
 def _with_targets(structures, seed=0):
@@ -96,13 +53,11 @@ def _with_targets(structures, seed=0):
 
 
 def build_datasets(args) -> dict:
-    mofs = _coremof_plugin_structures(args.max_atoms, args.n_mofs)
-    source = "molplat_coremof dev set"
-    if mofs is None:
-        mofs, source = _coremof_cif_structures(args.max_atoms, args.n_mofs), "core-mof 2019-ASR CIFs"
     return {
-        "mofs": (_with_targets(mofs), args.mof_batch_size, source),
-        "molecules": (_with_targets(_g2_structures()), args.mol_batch_size, "ase g2 collection"),
+        "mofs": (_with_targets(_coremof_structures(args.max_atoms, args.n_mofs)), args.mof_batch_size,
+                 "molplat-coremof dev set (CoRE MOF 2019-ASR)"),
+        "molecules": (_with_targets(_qm9_structures(args.n_molecules)), args.mol_batch_size,
+                      "molplat-qm9 random draw"),
     }
 
 
@@ -182,6 +137,7 @@ def main() -> None:
     parser.add_argument("--max-atoms", type=int, default=100, help="largest MOF kept (atoms per cell)")
     parser.add_argument("--mof-batch-size", type=int, default=4)
     parser.add_argument("--mol-batch-size", type=int, default=32)
+    parser.add_argument("--n-molecules", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up step)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cutoff", type=float, default=6.0)
