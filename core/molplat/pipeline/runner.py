@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,7 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
 
     model_choice = pipeline.components["model"]
     job = TrainingJob(train=samples["train"], val=samples["val"], collator=SampleCollator(representation),
-                      build_model=lambda: model_choice.build(n_outputs=1), n_outputs=1, run_dir=run_dir,
+                      build_model=partial(model_choice.build, n_outputs=1), n_outputs=1, run_dir=run_dir,
                       resume=resume is not None)
     backend = pipeline.components["trainer"].build()
     fit = backend.fit(job)

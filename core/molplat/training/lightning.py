@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
+from molplat.errors import RunError
 from molplat.training.checkpoints import AtomicCheckpointIO, MetricsTable
 from molplat.training.data import Sample, SampleCollator, SampleList
 from molplat.training.task import AtomisticTask
@@ -167,7 +168,10 @@ def fit_with_lightning(job: TrainingJob, settings: dict[str, Any], **trainer_kwa
     train, val = loaders(job, settings["batch_size"], settings["seed"])
     trainer = make_trainer(job, settings, **trainer_kwargs)
     last = job.run_dir / CHECKPOINT_DIR / LAST
-    trainer.fit(task, train, val, ckpt_path=str(last) if job.resume and last.exists() else None)
+    try:
+        trainer.fit(task, train, val, ckpt_path=str(last) if job.resume and last.exists() else None)
+    except SystemExit as exc:  # Lightning turns Ctrl+C into sys.exit(1) after saving nothing more
+        raise RunError(f"training interrupted; continue it with `molplat run PIPELINE --resume {job.run_dir}`") from exc
     checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
     best_score = checkpoint.best_model_score
     return FitResult(
