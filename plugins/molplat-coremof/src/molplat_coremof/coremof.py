@@ -71,7 +71,11 @@ def build(release: str, count: int | None, max_atoms: int | None) -> tuple[list[
             done[name] = exc
 
     if count is None:
-        for name, text in source.iter_cifs(archive, set(order)):
+        from tqdm.auto import tqdm
+
+        # The full set is a one-off parse of minutes (then cached): show how far it has got.
+        cifs = source.iter_cifs(archive, set(order))
+        for name, text in tqdm(cifs, total=len(order), desc=f"parse CoRE MOF {release} CIFs", unit="cif"):
             parse(name, text)
         for name in set(order) - set(done):
             parse(name, None)
