@@ -107,6 +107,10 @@ def test_target_the_dataset_does_not_have():
     assert "[dataset] target: 'gapp' is not a target of dataset 'qm9'; did you mean 'gap'?" in msg
 
 
+def test_common_dataset_key_with_a_wrong_type_is_reported_once():
+    assert only(lambda p: p["dataset"].update(split_seed="0")) == "[dataset] split_seed: expected int, got str '0'"
+
+
 def test_bad_split():
     assert "must be three non-negative fractions" in only(lambda p: p["dataset"].update(split=[0.5, 0.6, 0.1]))
 

@@ -169,10 +169,8 @@ class Pipeline:
                 problems += found
                 if choice is None:
                     continue
-                if table == "dataset":
-                    common = {k: choice.settings.pop(k) for k in [s.name for s in DATASET_COMMON] if k in choice.settings}
-                    dataset_common, found = _check_settings(where, common, DATASET_COMMON, "every dataset")
-                    problems += found
+                if table == "dataset":  # checked with the dataset's own keys; the core applies them
+                    dataset_common = {s.name: choice.settings.pop(s.name) for s in DATASET_COMMON}
                 if table in LIST_TABLES:
                     explainers.append(choice)
                 else:
