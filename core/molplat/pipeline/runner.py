@@ -71,17 +71,10 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     """Run every stage and return the summary (also written to ``summary.json``)."""
     if resume is not None:
         _check_resume(pipeline, Path(resume))
-    # The dataset is built first: a dataset that rejects its settings (a missing folder, a
-    # target its files lack) is invalid input, reported before any run directory exists.
+    # The dataset is built before the run directory: a dataset that rejects its settings (a
+    # missing folder, a target its files lack) is invalid input and leaves nothing behind.
     dataset = pipeline.components["dataset"].build()
-    target = pipeline.dataset_common["target"] or dataset.default_target
-    targets = getattr(dataset, "targets", {})
-    if target not in targets:
-        raise ValidationError(f"[dataset] target: {target!r} is not a target of dataset "
-                              f"{pipeline.components['dataset'].spec.name!r} (targets: {', '.join(targets)})",
-                              source=pipeline.source)
-    units = targets[target].units
-
+    target, units = _target_of(pipeline, dataset)
     if resume is not None:
         run_dir = Path(resume)
         echo(f"resuming {run_dir}")
@@ -94,20 +87,10 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     manager.run_started(str(run_dir), resolved)
 
     trainer_settings = pipeline.components["trainer"].settings
+    structures = _labelled_splits(pipeline, dataset, target, echo)
+    representation = pipeline.components["representation"].build()
     with_forces = trainer_settings.get("task") == "energy_forces"
     progress = bool(trainer_settings.get("progress_bar", True))
-
-    # data and representation
-    indices = dataset.splits(pipeline.dataset_common["split"], pipeline.dataset_common["split_seed"])
-    structures = {name: [dataset[int(i)] for i in idx] for name, idx in indices.items()}
-    unlabelled = {name: sum(not np.isfinite(s.targets.get(target, np.nan)) for s in items)
-                  for name, items in structures.items()}
-    if any(unlabelled.values()):
-        echo(f"leaving out {sum(unlabelled.values())} structures with no finite {target!r} value "
-             f"({', '.join(f'{k}: {v}' for k, v in unlabelled.items())})")
-        structures = {name: [s for s in items if np.isfinite(s.targets.get(target, np.nan))]
-                      for name, items in structures.items()}
-    representation = pipeline.components["representation"].build()
     samples = {name: featurize(representation, items, target, with_forces, name, progress)
                for name, items in structures.items()}
     data_info = {"dataset": pipeline.components["dataset"].spec.name, "target": target, "units": units,
@@ -115,20 +98,16 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     write_json(run_dir / DATA_FILE, data_info)
     manager.stage_finished(str(run_dir), "data", data_info)
 
-    # train
     from molplat.predict import TrainedModel
     from molplat.training.data import SampleCollator
     from molplat.training.lightning import TrainingJob
 
-    model_choice = pipeline.components["model"]
     job = TrainingJob(train=samples["train"], val=samples["val"], collator=SampleCollator(representation),
-                      build_model=partial(model_choice.build, n_outputs=1), n_outputs=1, run_dir=run_dir,
-                      resume=resume is not None)
-    backend = pipeline.components["trainer"].build()
-    fit = backend.fit(job)
+                      build_model=partial(pipeline.components["model"].build, n_outputs=1), n_outputs=1,
+                      run_dir=run_dir, resume=resume is not None)
+    fit = pipeline.components["trainer"].build().fit(job)
     manager.stage_finished(str(run_dir), "train", {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss})
 
-    # evaluate
     model = TrainedModel.from_run(run_dir, pipeline=pipeline)
     summary = evaluate(model, samples, target, units, run_dir, plots=pipeline.output["plots"])
     summary["plugins"] = pipeline.plugin_versions()
@@ -137,11 +116,9 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     write_json(run_dir / SUMMARY_FILE, summary)
     manager.stage_finished(str(run_dir), "evaluate", summary)
 
-    # optional stages
     context = RunContext(pipeline, run_dir, model, structures, summary)
-    for table in ("search",):
-        if table in pipeline.components:
-            summary[table] = _run_stage(pipeline.components[table], context, table, echo)
+    if "search" in pipeline.components:
+        summary["search"] = _run_stage(pipeline.components["search"], context, "search", echo)
     for choice in pipeline.explainers:
         summary.setdefault("explain", {})[choice.spec.name] = _run_stage(choice, context, "explain", echo)
     if "simulate" in pipeline.components:
@@ -150,6 +127,30 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     summary["run_dir"] = str(run_dir)
     manager.run_finished(str(run_dir), summary)
     return summary
+
+
+def _target_of(pipeline: Pipeline, dataset: Any) -> tuple[str, str]:
+    """The target to learn and its units; datasets whose targets depend on their files are checked here."""
+    target = pipeline.dataset_common["target"] or dataset.default_target
+    targets = getattr(dataset, "targets", {})
+    if target not in targets:
+        raise ValidationError(f"[dataset] target: {target!r} is not a target of dataset "
+                              f"{pipeline.components['dataset'].spec.name!r} (targets: {', '.join(targets)})",
+                              source=pipeline.source)
+    return target, targets[target].units
+
+
+def _labelled_splits(pipeline: Pipeline, dataset: Any, target: str, echo: Echo) -> dict[str, list[Any]]:
+    """Structures of each split, leaving out (and saying so) those without a finite target value."""
+    indices = dataset.splits(pipeline.dataset_common["split"], pipeline.dataset_common["split_seed"])
+    splits = {name: [dataset[int(i)] for i in idx] for name, idx in indices.items()}
+    labelled = {name: [s for s in items if np.isfinite(s.targets.get(target, np.nan))]
+                for name, items in splits.items()}
+    dropped = {name: len(splits[name]) - len(labelled[name]) for name in splits}
+    if any(dropped.values()):
+        echo(f"leaving out {sum(dropped.values())} structures with no finite {target!r} value "
+             f"({', '.join(f'{k}: {v}' for k, v in dropped.items())})")
+    return labelled
 
 
 def _run_stage(choice: Any, context: RunContext, stage: str, echo: Echo) -> dict[str, Any]:
