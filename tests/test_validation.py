@@ -178,3 +178,15 @@ def test_show_prints_kind_plugin_representations_and_settings(tmp_path):
     assert row.split()[:3] == ["hidden_channels", "int", "64"]
     missing = cli("show", "shnet", cwd=tmp_path)
     assert missing.returncode == 2 and "did you mean 'schnet'?" in missing.stderr
+
+
+def test_a_split_left_empty_is_invalid_input_before_any_run_directory(tmp_path):
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text('[dataset]\nname = "qm9"\nsplit = [1.0, 0.0, 0.0]\n'
+                        '[representation]\nname = "adjacency_list"\n[model]\nname = "schnet"\n'
+                        f'[output]\ndir = "{tmp_path / "runs"}"\n')
+    proc = cli("run", str(pipeline), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "[dataset] split: [1.0, 0.0, 0.0] leaves the val and test split empty (train: 1000, val: 0, test: 0" \
+        in proc.stderr
+    assert not (tmp_path / "runs").exists()

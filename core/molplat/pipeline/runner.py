@@ -75,6 +75,7 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     # missing folder, a target its files lack) is invalid input and leaves nothing behind.
     dataset = pipeline.components["dataset"].build()
     target, units = _target_of(pipeline, dataset)
+    structures = _labelled_splits(pipeline, dataset, target, echo)
     if resume is not None:
         run_dir = Path(resume)
         echo(f"resuming {run_dir}")
@@ -87,7 +88,6 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     manager.run_started(str(run_dir), resolved)
 
     trainer_settings = pipeline.components["trainer"].settings
-    structures = _labelled_splits(pipeline, dataset, target, echo)
     representation = pipeline.components["representation"].build()
     with_forces = trainer_settings.get("task") == "energy_forces"
     progress = bool(trainer_settings.get("progress_bar", True))
@@ -150,6 +150,12 @@ def _labelled_splits(pipeline: Pipeline, dataset: Any, target: str, echo: Echo) 
     if any(dropped.values()):
         echo(f"leaving out {sum(dropped.values())} structures with no finite {target!r} value "
              f"({', '.join(f'{k}: {v}' for k, v in dropped.items())})")
+    empty = [name for name, items in labelled.items() if not items]
+    if empty:
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in labelled.items())
+        raise ValidationError(f"[dataset] split: {pipeline.dataset_common['split']} leaves the {' and '.join(empty)} "
+                              f"split empty ({sizes} structures); give every split a larger fraction or use more data",
+                              source=pipeline.source)
     return labelled
 
 
@@ -172,8 +178,6 @@ def evaluate(model: Any, samples: dict[str, list[Any]], target: str, units: str,
     writer = csv.writer(rows)
     writer.writerow(["id", "split", "target", "units", "true", "predicted", "error"])
     for split in ("val", "test"):
-        if not samples.get(split):
-            raise RunError(f"the {split} split is empty; raise its fraction in [dataset] split")
         out = model.predict_samples(samples[split])
         true = np.array([s.y[0] for s in samples[split]])
         pred = out["y"][:, 0]
