@@ -190,3 +190,14 @@ def test_a_split_left_empty_is_invalid_input_before_any_run_directory(tmp_path):
     assert "[dataset] split: [1.0, 0.0, 0.0] leaves the val and test split empty (train: 1000, val: 0, test: 0" \
         in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_energy_forces_on_a_dataset_without_forces_is_invalid_input(tmp_path):
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text('[dataset]\nname = "qm9"\ntarget = "u0"\n'
+                        '[representation]\nname = "adjacency_list"\n[model]\nname = "schnet"\n'
+                        f'[trainer]\ntask = "energy_forces"\n[output]\ndir = "{tmp_path / "runs"}"\n')
+    proc = cli("run", str(pipeline), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "[trainer] task: 'energy_forces' needs forces, but 1000 structures of dataset 'qm9' have none" in proc.stderr
+    assert not (tmp_path / "runs").exists()

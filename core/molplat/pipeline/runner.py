@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from molplat.errors import RunError, ValidationError
+from molplat.errors import ValidationError
 from molplat.pipeline.config import Pipeline
 from molplat.pipeline.rundir import SUMMARY_FILE, new_run_dir, read_pipeline, write_json, write_pipeline
 from molplat.files import atomic_write_text
@@ -61,8 +61,6 @@ def featurize(representation: Any, structures: list[Any], target: str, with_forc
     for s in tqdm(structures, desc=f"featurize {label}", disable=not show_progress or len(structures) < 200,
                   leave=False):
         forces = s.forces if with_forces else None
-        if with_forces and forces is None:
-            raise RunError(f"structure {s.id!r} has no forces, but [trainer] task = 'energy_forces' needs them")
         samples.append(Sample(s.id, representation.featurize(s), np.array([s.targets[target]], dtype=np.float64), forces))
     return samples
 
@@ -76,6 +74,10 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     dataset = pipeline.components["dataset"].build()
     target, units = _target_of(pipeline, dataset)
     structures = _labelled_splits(pipeline, dataset, target, echo)
+    trainer_settings = pipeline.components["trainer"].settings
+    with_forces = trainer_settings.get("task") == "energy_forces"
+    if with_forces:
+        _require_forces(pipeline, structures)
     if resume is not None:
         run_dir = Path(resume)
         echo(f"resuming {run_dir}")
@@ -87,9 +89,7 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     manager = pipeline.manager
     manager.run_started(str(run_dir), resolved)
 
-    trainer_settings = pipeline.components["trainer"].settings
     representation = pipeline.components["representation"].build()
-    with_forces = trainer_settings.get("task") == "energy_forces"
     progress = bool(trainer_settings.get("progress_bar", True))
     samples = {name: featurize(representation, items, target, with_forces, name, progress)
                for name, items in structures.items()}
@@ -138,6 +138,14 @@ def _target_of(pipeline: Pipeline, dataset: Any) -> tuple[str, str]:
                               f"{pipeline.components['dataset'].spec.name!r} (targets: {', '.join(targets)})",
                               source=pipeline.source)
     return target, targets[target].units
+
+
+def _require_forces(pipeline: Pipeline, structures: dict[str, list[Any]]) -> None:
+    missing = [s.id for items in structures.values() for s in items if s.forces is None]
+    if missing:
+        raise ValidationError(f"[trainer] task: 'energy_forces' needs forces, but {len(missing)} structures of dataset "
+                              f"{pipeline.components['dataset'].spec.name!r} have none (first: {missing[0]!r}); "
+                              f"use task = 'property' or a dataset with forces", source=pipeline.source)
 
 
 def _labelled_splits(pipeline: Pipeline, dataset: Any, target: str, echo: Echo) -> dict[str, list[Any]]:
