@@ -28,6 +28,10 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 def cmd_list_plugins(args: argparse.Namespace) -> int:
     from molplat.plugins import get_plugin_manager
 
+    if args.available:
+        from molplat.catalog import print_available
+
+        return print_available(kind=args.kind, as_json=args.json)
     manager = get_plugin_manager()
     plugins = manager.plugins
     if args.kind:
@@ -156,6 +160,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from molplat.scaffold import new_plugin
+
+    new_plugin(args.name, kind=args.kind, directory=args.dir)
+    return EXIT_OK
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from molplat.catalog import install
+
+    return install(args.names, dry_run=args.dry_run, upgrade=args.upgrade,
+                   build_isolation=not args.no_build_isolation)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from molplat import __version__
 
@@ -166,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list-plugins", help="installed plugins, their status and components")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--kind", choices=KINDS, help="only plugins providing this kind")
+    p.add_argument("--available", action="store_true",
+                   help="the catalog (registry.toml) beside what is installed")
     p.set_defaults(func=cmd_list_plugins)
 
     p = sub.add_parser("show", help="a component's summary and settings")
@@ -188,6 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write a CSV here instead of printing")
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a file in checkpoints/")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("new-plugin", help="render a new plugin distribution from a template")
+    p.add_argument("name", help="plugin name, such as my-model; the distribution becomes molplat-NAME")
+    p.add_argument("--kind", required=True, choices=KINDS, help="the kind of component it provides")
+    p.add_argument("--dir", default=".", help="folder to create the plugin in (default: the current one)")
+    p.set_defaults(func=cmd_new_plugin)
+
+    p = sub.add_parser("install", help="pip-install catalog plugins by name into this environment")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--dry-run", action="store_true", help="print the pip command instead of running it")
+    p.add_argument("--upgrade", action="store_true",
+                   help="upgrade installed plugins to the newest release in the catalog's range")
+    p.add_argument("--no-build-isolation", action="store_true",
+                   help="build local plugins with the setuptools already installed (offline, faster)")
+    p.set_defaults(func=cmd_install)
     return parser
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
@@ -76,7 +76,10 @@ def _api_problem(module: types.ModuleType) -> str | None:
 class PluginManager:
     """Loads plugins and answers which components exist, through typed methods."""
 
-    def __init__(self, disabled: Iterable[str] = (), entry_points: Iterable[metadata.EntryPoint] | None = None):
+    def __init__(self, disabled: Iterable[str] = (), entry_points: Iterable[metadata.EntryPoint] | None = None,
+                 extra: Mapping[str, types.ModuleType] | None = None):
+        """``extra`` registers in-process plugin modules by name after the installed ones: the
+        SDK's toy components in a test session, never anything a user's pipeline relies on."""
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self.disabled = set(disabled) | disabled_from_env()
@@ -86,6 +89,17 @@ class PluginManager:
         eps = entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
         for ep in sorted(eps, key=lambda e: (e.dist.name if e.dist else e.name).lower()):
             self._load_entry_point(ep)
+        for name, module in (extra or {}).items():
+            self._load_module(name, module)
+
+    def _load_module(self, name: str, module: types.ModuleType) -> None:
+        info = PluginInfo(name, "in-process", "loaded", module=module.__name__)
+        self.plugins.append(info)
+        problem = _api_problem(module)
+        if problem:
+            info.status, info.error = "incompatible", problem
+            return
+        self._register(info, module)
 
     # -- loading -----------------------------------------------------------------------
     def _load_core(self) -> None:

@@ -55,25 +55,34 @@ class TrainedModel:
     def model(self) -> torch.nn.Module:
         return self.task.model
 
-    def predict_samples(self, samples: Sequence[Sample], batch_size: int = 64) -> dict[str, np.ndarray]:
-        ys, forces = [], []
+    def calculator(self) -> Any:
+        """An ASE Calculator predicting with this model (see molplat.calculator)."""
+        from molplat.calculator import MolplatCalculator
+
+        return MolplatCalculator(self)
+
+    def predict_samples(self, samples: Sequence[Sample], batch_size: int = 64,
+                        forces: bool | None = None) -> dict[str, np.ndarray]:
+        """``forces=None`` predicts forces when the run trained on them; True asks for them anyway."""
+        with_forces = self.task.with_forces if forces is None else forces
+        ys, forces_out = [], []
         for start in range(0, len(samples), batch_size):
             batch = self.collator(list(samples[start:start + batch_size]))
-            with torch.set_grad_enabled(self.task.with_forces):
-                out = self.task(batch)
+            with torch.set_grad_enabled(with_forces):
+                out = self.task(batch, forces=with_forces)
             ys.append(out["y"].detach().double().numpy())
             if "forces" in out:
-                forces.append(out["forces"].detach().double().numpy())
+                forces_out.append(out["forces"].detach().double().numpy())
         result = {"y": np.concatenate(ys)}
-        if forces:
-            result["forces"] = np.concatenate(forces)
+        if forces_out:
+            result["forces"] = np.concatenate(forces_out)
         return result
 
-    def predict(self, structures: Iterable[Any], batch_size: int = 64) -> dict[str, Any]:
+    def predict(self, structures: Iterable[Any], batch_size: int = 64, forces: bool | None = None) -> dict[str, Any]:
         """Predict for ASE Atoms or Structures: ``{"y": [n], "units": ..., "forces": [list of [n_i, 3]]}``."""
         items = [s if isinstance(s, Structure) else Structure.from_atoms(s) for s in structures]
         samples = [Sample(s.id, self.representation.featurize(s), np.zeros(1)) for s in items]
-        out = self.predict_samples(samples, batch_size)
+        out = self.predict_samples(samples, batch_size, forces=forces)
         result: dict[str, Any] = {"target": self.target, "units": self.units, "y": out["y"][:, 0]}
         if "forces" in out:
             splits = np.cumsum([len(s) for s in items])[:-1]

@@ -205,7 +205,7 @@ class Pipeline:
     def _cross_checks(components: dict[str, ComponentChoice], dataset_common: dict[str, Any]) -> list[str]:
         problems: list[str] = []
         model, rep = components.get("model"), components.get("representation")
-        if model and rep and model.spec.accepts and rep.spec.name not in model.spec.accepts:
+        if model and rep and model.spec.accepts and not set(layouts_of(rep.spec)) & set(model.spec.accepts):
             problems.append(
                 f"[model] {model.spec.name!r} does not accept representation {rep.spec.name!r} "
                 f"set in [representation] name; it accepts: {', '.join(model.spec.accepts)}"
@@ -240,6 +240,21 @@ class Pipeline:
 
         return run_pipeline(self, resume=resume, echo=echo)
 
+    def variant(self, changes: dict[str, Any], drop: tuple[str, ...] = ("search",)) -> "Pipeline":
+        """This pipeline with ``{"table.key": value}`` changes, validated by the same manager.
+
+        Searchers evaluate their trials with it; the ``[search]`` table is dropped so a
+        trial does not search again. ``output.dir``/``output.name`` may be changed too.
+        """
+        raw = {k: copy.deepcopy(v) for k, v in self.raw.items() if k not in drop}
+        for key, value in changes.items():
+            table, dot, setting = key.partition(".")
+            if not dot or not setting:
+                raise ValidationError(f"change {key!r} must look like 'table.setting', such as 'model.cutoff'",
+                                      source=self.source)
+            raw.setdefault(table, {})[setting] = value
+        return Pipeline._validate(raw, self.source, self.output["name"], self.manager)
+
     # -- views ---------------------------------------------------------------------------
     def resolved(self) -> dict[str, Any]:
         """The pipeline with every default filled in and the plugin of every component."""
@@ -257,6 +272,15 @@ class Pipeline:
     def plugin_versions(self) -> dict[str, str]:
         used = {c.spec.plugin for c in list(self.components.values()) + self.explainers}
         return {p.name: p.version for p in self.manager.plugins if p.name in used}
+
+
+def layouts_of(representation: ComponentSpec) -> tuple[str, ...]:
+    """The batch layouts a representation produces: its own name plus those it declares in ``outputs``.
+
+    A new representation that fills the same batch fields as ``adjacency_list`` says
+    ``outputs=("adjacency_list",)`` and every model accepting adjacency lists takes it.
+    """
+    return (representation.name, *representation.outputs)
 
 
 def _declared_targets(spec: ComponentSpec) -> list[str]:

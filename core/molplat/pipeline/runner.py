@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from molplat.errors import ValidationError
+from molplat.errors import RunError, ValidationError
+from molplat.results import RESULT_TYPES, StageResult
 from molplat.pipeline.config import Pipeline
 from molplat.pipeline.rundir import SUMMARY_FILE, new_run_dir, read_pipeline, write_json, write_pipeline
 from molplat.files import atomic_write_text
@@ -29,6 +30,16 @@ class RunContext:
     model: Any  # molplat.predict.TrainedModel
     splits: dict[str, list[Any]] = field(default_factory=dict)  # split name -> list[Structure]
     summary: dict[str, Any] = field(default_factory=dict)
+
+    def directory(self, stage: str, name: str) -> Path:
+        """A folder of the run directory for one component's files, such as ``explain/saliency``."""
+        path = self.run_dir / stage / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the run directory, as results record it."""
+        return str(Path(path).resolve().relative_to(self.run_dir.resolve()))
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
@@ -167,9 +178,19 @@ def _labelled_splits(pipeline: Pipeline, dataset: Any, target: str, echo: Echo) 
     return labelled
 
 
+def run_stage_component(component: Any, kind: str, name: str, context: RunContext) -> StageResult:
+    """Call ``component.run(context)`` and insist on the documented result class of its kind."""
+    result = component.run(context)
+    expected = RESULT_TYPES[kind]
+    if not isinstance(result, expected):
+        raise RunError(f"{kind} {name!r} returned {type(result).__name__}, not molplat.results.{expected.__name__}; "
+                       f"return a {expected.__name__} from its run(context)")
+    return result
+
+
 def _run_stage(choice: Any, context: RunContext, stage: str, echo: Echo) -> dict[str, Any]:
     echo(f"{stage}: {choice.spec.name}")
-    result = choice.build().run(context)
+    result = run_stage_component(choice.build(), choice.spec.kind, choice.spec.name, context).as_dict()
     context.pipeline.manager.stage_finished(str(context.run_dir), stage, result)
     return result
 

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from molplat.representations.base import NeighborPairs
 from molplat.representations.batch import Batch
 from molplat.representations.neighbors import radius_neighbors
 from molplat.structure import Structure
@@ -61,6 +62,9 @@ class AdjacencyList:
             cell=torch.from_numpy(cells.astype(np.float32)),
             pbc=torch.from_numpy(np.stack([it["pbc"] for it in items])),
         )
+
+    def neighbor_pairs(self, batch: Batch) -> NeighborPairs:
+        return NeighborPairs(batch["edge_index"][0], batch["edge_index"][1], edge_vectors(batch))
 
 
 def edge_vectors(batch: Batch) -> torch.Tensor:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from molplat.representations.adjacency_list import AdjacencyList
+from molplat.representations.base import NeighborPairs
 from molplat.representations.batch import Batch
 
 
@@ -62,6 +63,11 @@ class AdjacencyMatrix:
             cell=torch.from_numpy(cells),
             pbc=torch.from_numpy(np.stack([it["pbc"] for it in items])),
         )
+
+    def neighbor_pairs(self, batch: Batch) -> NeighborPairs:
+        g, i, j, s = torch.nonzero(batch["pair_mask"], as_tuple=True)
+        flat = torch.cumsum(batch["atom_mask"].reshape(-1).long(), 0).reshape(batch["atom_mask"].shape) - 1
+        return NeighborPairs(flat[g, i], flat[g, j], pair_vectors(batch)[g, i, j, s])
 
 
 def pair_vectors(batch: Batch) -> torch.Tensor:

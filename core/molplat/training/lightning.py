@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import warnings
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,9 @@ def loaders(job: TrainingJob, batch_size: int, seed: int) -> tuple[torch.utils.d
     return train, val
 
 
-def make_trainer(job: TrainingJob, settings: dict[str, Any], **trainer_kwargs: Any) -> pl.Trainer:
-    """A Lightning Trainer with molplat's checkpoints, metrics and stopping rules."""
+def make_trainer(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Callback] = (),
+                 **trainer_kwargs: Any) -> pl.Trainer:
+    """A Lightning Trainer with molplat's checkpoints, metrics and stopping rules, plus a backend's ``callbacks``."""
     quiet_lightning()
     ckpt_dir = job.run_dir / CHECKPOINT_DIR
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename=Path(BEST).stem, monitor="val_loss", mode="min",
@@ -137,6 +138,7 @@ def make_trainer(job: TrainingJob, settings: dict[str, Any], **trainer_kwargs: A
         EpochMetrics(MetricsTable(job.run_dir / "metrics.csv")),
         EarlyStopping(monitor="val_loss", mode="min", patience=settings["patience"]),
         checkpoint,
+        *callbacks,
     ]
     if settings["progress_bar"]:
         callbacks.append(EpochProgressBar(refresh_rate=max(1, len(job.train) // settings["batch_size"] // 10)))
@@ -160,13 +162,15 @@ def make_trainer(job: TrainingJob, settings: dict[str, Any], **trainer_kwargs: A
     return pl.Trainer(**kwargs)
 
 
-def fit_with_lightning(job: TrainingJob, settings: dict[str, Any], **trainer_kwargs: Any) -> FitResult:
+def fit_with_lightning(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Callback] = (),
+                       **trainer_kwargs: Any) -> FitResult:
+    """Fit ``job`` with the core trainer settings; backends add ``callbacks`` or Trainer arguments."""
     if settings["num_threads"]:
         torch.set_num_threads(settings["num_threads"])
     pl.seed_everything(settings["seed"], workers=True, verbose=False)
     task = build_task(job, settings)
     train, val = loaders(job, settings["batch_size"], settings["seed"])
-    trainer = make_trainer(job, settings, **trainer_kwargs)
+    trainer = make_trainer(job, settings, callbacks, **trainer_kwargs)
     last = job.run_dir / CHECKPOINT_DIR / LAST
     try:
         trainer.fit(task, train, val, ckpt_path=str(last) if job.resume and last.exists() else None)

@@ -72,9 +72,10 @@ class AtomisticTask(pl.LightningModule):
     def with_forces(self) -> bool:
         return self.task == "energy_forces"
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Predictions in target units: ``y`` [G, T] and, for energy tasks, ``forces`` [N, 3]."""
-        if not self.with_forces:
+    def forward(self, batch: Batch, forces: bool | None = None) -> dict[str, torch.Tensor]:
+        """Predictions in target units: ``y`` [G, T] and, for energy tasks (or ``forces=True``),
+        ``forces`` [N, 3] as minus the gradient of the first output."""
+        if not (self.with_forces if forces is None else forces):
             out = self.model(batch)
             return {"y": self.scaler.unscale(out["y"], batch["natoms"]), "y_scaled": out["y"]}
         with torch.enable_grad():

@@ -2,13 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
-import os
-import subprocess
-import sys
 import tarfile
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -75,13 +70,6 @@ def test_cached_load_does_not_parse(coremof_cache: Path, dev: CoREMOF, monkeypat
     assert files[0].stat().st_mtime_ns == mtime
 
 
-def test_splits_are_disjoint_and_reproducible(dev: CoREMOF) -> None:
-    a, b = dev.splits(seed=1), dev.splits(seed=1)
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    joined = np.concatenate(list(a.values()))
-    assert sorted(joined.tolist()) == list(range(len(dev)))
-
-
 def test_bad_cifs_are_skipped_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fake release: two good crystals, a garbage file, overlapping atoms, a big cell, a missing CIF."""
     good = {"CU_clean": bulk("Cu", cubic=True), "NACL_clean": bulk("NaCl", "rocksalt", a=5.64)}
@@ -134,25 +122,3 @@ def test_bad_settings() -> None:
         CoREMOF(release="2014")
 
 
-def test_plugin_declares_both_datasets_lazily() -> None:
-    from molplat_coremof import plugin
-    from molplat_coremof.hmof import HMOF
-
-    specs = {s.name: s for s in plugin.molplat_datasets()}
-    assert set(specs) == {"coremof", "hmof"} and plugin.MOLPLAT_API == ">=1.0,<2"
-    for spec, cls in ((specs["coremof"], CoREMOF), (specs["hmof"], HMOF)):
-        assert spec.kind == "dataset" and spec.load() is cls and "\n" not in spec.summary and spec.citation
-        params = inspect.signature(cls.__init__).parameters
-        assert {s.name for s in spec.settings} == set(params) - {"self"}
-        assert not {"target", "split", "split_seed"} & {s.name for s in spec.settings}
-        for setting in spec.settings:
-            if not setting.required:
-                assert setting.default == params[setting.name].default, setting.name
-    assert specs["hmof"].setting("root").required
-    eps = {ep.name: ep.value for ep in metadata.entry_points(group="molplat.plugins")}
-    assert eps.get("molplat-coremof") == "molplat_coremof.plugin"
-    code = ("import sys, molplat_coremof.plugin as p; p.molplat_datasets(); print(','.join(m for m in "
-            "('torch', 'pandas', 'ase', 'molplat_coremof.coremof', 'molplat_coremof.hmof') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert out.stdout.strip() == ""

@@ -1,0 +1,141 @@
+"""Trainer backends, searchers, explainers and simulators, run end to end on the toy pipeline."""
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molplat.results import RESULT_TYPES, Explanation, SearchResult, SimulationResult
+from molplat.specs import ComponentSpec
+
+from molplat_sdk.checks.common import label
+from molplat_sdk.errors import ConformanceError
+
+
+def check_trainer_backend(spec: ComponentSpec, settings: dict[str, Any], run_dir: Path) -> None:
+    """fit(job) trains the toy model and returns a FitResult whose checkpoints load."""
+    import torch
+
+    from molplat.pipeline.runner import featurize
+    from molplat.representations.adjacency_list import AdjacencyList
+    from molplat.training.data import SampleCollator
+    from molplat.training.lightning import FitResult, TrainingJob
+    from molplat_sdk.toy_components import ToyEMTDataset, ToyPairModel
+
+    where = label(spec)
+    dataset = ToyEMTDataset(size=24)
+    splits = dataset.splits((0.75, 0.25, 0.0), seed=0)
+    rep = AdjacencyList(cutoff=4.0)
+    samples = {k: featurize(rep, [dataset[int(i)] for i in v], "energy", False, k, False) for k, v in splits.items()}
+    job = TrainingJob(train=samples["train"], val=samples["val"], collator=SampleCollator(rep),
+                      build_model=partial(ToyPairModel, n_outputs=1, hidden_channels=8, num_rbf=8),
+                      n_outputs=1, run_dir=run_dir)
+    backend = spec.build(**settings)
+    try:
+        result = backend.fit(job)
+    except Exception as exc:
+        raise ConformanceError(where, f"fit(job) on the toy job fails: {type(exc).__name__}: {exc}",
+                               "make fit(job: TrainingJob) train job.build_model() on job.train and job.val") from None
+    if not isinstance(result, FitResult):
+        raise ConformanceError(where, f"fit returned {type(result).__name__}",
+                               "return molplat.training.lightning.FitResult")
+    for name in ("best_checkpoint", "last_checkpoint"):
+        path = Path(getattr(result, name))
+        if not path.is_file():
+            raise ConformanceError(where, f"FitResult.{name} {path} does not exist",
+                                   "write checkpoints under job.run_dir/checkpoints (see fit_with_lightning)")
+    state = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False)
+    if "state_dict" not in state or not any(k.startswith("model.") for k in state["state_dict"]):
+        raise ConformanceError(where, "the best checkpoint holds no AtomisticTask state_dict",
+                               "save Lightning checkpoints of molplat.training.task.AtomisticTask")
+    if not (run_dir / "metrics.csv").is_file():
+        raise ConformanceError(where, "no metrics.csv in the run directory", "add molplat's EpochMetrics callback")
+    if result.epochs < 1:
+        raise ConformanceError(where, f"FitResult.epochs is {result.epochs}", "train at least one epoch")
+
+
+def _check_files(where: str, result: Any, run_dir: Path) -> None:
+    try:
+        json.dumps(result.as_dict())
+    except (TypeError, ValueError) as exc:
+        raise ConformanceError(where, f"the result is not JSON-serialisable: {exc}",
+                               "keep metrics numeric and settings plain (str, int, float, lists, dicts)") from None
+    for name in result.files:
+        path = Path(name)
+        if path.is_absolute():
+            raise ConformanceError(where, f"file {name} is recorded with an absolute path",
+                                   "record files relative to the run directory (context.relative(path))")
+        if not (run_dir / path).is_file():
+            raise ConformanceError(where, f"file {name} is listed but {run_dir / path} does not exist",
+                                   "list only files the stage wrote, relative to context.run_dir")
+
+
+def check_stage(spec: ComponentSpec, settings: dict[str, Any], context: Any) -> Any:
+    """run(context) returns the kind's documented result, with real files and sensible numbers."""
+    from molplat.pipeline.runner import run_stage_component
+
+    where = label(spec)
+    component = spec.build(**settings)
+    if not callable(getattr(component, "run", None)):
+        raise ConformanceError(where, "the built component has no run(context) method",
+                               f"implement run(self, context: RunContext) -> {RESULT_TYPES[spec.kind].__name__}")
+    try:
+        result = run_stage_component(component, spec.kind, spec.name, context)
+    except ConformanceError:
+        raise
+    except Exception as exc:
+        raise ConformanceError(where, f"run(context) on the toy run fails: {type(exc).__name__}: {exc}",
+                               "run it against molplat_sdk's toy_run_context fixture and fix the error") from None
+    _check_files(where, result, context.run_dir)
+    if isinstance(result, SearchResult):
+        _check_search(where, result)
+    elif isinstance(result, Explanation):
+        _check_explanation(where, result, context)
+    elif isinstance(result, SimulationResult):
+        _check_simulation(where, result, context.run_dir)
+    return result
+
+
+def _check_search(where: str, result: SearchResult) -> None:
+    if not result.trials:
+        raise ConformanceError(where, "the search returned no trials", "evaluate at least one trial")
+    objectives = [t.get("objective") for t in result.trials]
+    if any(not isinstance(o, (int, float)) for o in objectives):
+        raise ConformanceError(where, f"trial objectives {objectives} are not all numbers",
+                               "give every trial an 'objective' number (failed trials: float('inf'))")
+    if objectives != sorted(objectives):
+        raise ConformanceError(where, f"trials are not ranked best first: {objectives}", "sort trials by objective")
+    if any("settings" not in t for t in result.trials) or result.best != result.trials[0]["settings"]:
+        raise ConformanceError(where, "trials lack 'settings' or best is not the first trial's settings",
+                               "give each trial its settings and set best = trials[0]['settings']")
+
+
+def _check_explanation(where: str, result: Explanation, context: Any) -> None:
+    sizes = {s.id: len(s) for items in context.splits.values() for s in items}
+    if not result.per_atom and not result.metrics:
+        raise ConformanceError(where, "the explanation holds no numbers", "return per-atom attributions or metrics")
+    for sid, values in result.per_atom.items():
+        if sid not in sizes:
+            raise ConformanceError(where, f"attributions for unknown structure {sid!r}", "key them by Structure.id")
+        if len(values) != sizes[sid] or not np.isfinite(values).all():
+            raise ConformanceError(where, f"structure {sid!r}: {len(values)} attributions for {sizes[sid]} atoms, "
+                                   "or non-finite ones", "give one finite number per atom, in the structure's order")
+
+
+def _check_simulation(where: str, result: SimulationResult, run_dir: Path) -> None:
+    import ase.io
+
+    if not result.trajectories:
+        raise ConformanceError(where, "the simulation wrote no trajectories", "write at least one ASE trajectory")
+    for name in result.trajectories:
+        path = run_dir / name
+        try:
+            frames = ase.io.read(path, index=":")
+        except Exception as exc:
+            raise ConformanceError(where, f"trajectory {name} is not ASE-readable: {exc}",
+                                   "write it with ase.io.Trajectory or ase.io.write") from None
+        if len(frames) < 2:
+            raise ConformanceError(where, f"trajectory {name} has {len(frames)} frame(s)", "record the steps it took")
