@@ -1,6 +1,12 @@
 """Shared fixtures: small real structures built with ASE."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase.build import bulk, molecule
@@ -33,3 +39,24 @@ def slab() -> Structure:
     atoms.set_pbc([True, True, False])
     atoms.rattle(0.05, seed=2)
     return Structure.from_atoms(atoms, id="slab")
+
+
+def _overlay_venv(folder: Path) -> Path:
+    """A venv without pip whose site-packages also reads this interpreter's, .pth files included
+    (so editable installs such as molplat's resolve); returns its python.
+
+    Tests install into it, never into the project's own .venv.
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    host = sysconfig.get_paths()["purelib"]
+    Path(site, "molplat-host.pth").write_text(f"import site; site.addsitedir({host!r})\n")
+    return python
+
+
+@pytest.fixture(scope="session")
+def overlay_venv() -> Callable[[Path], Path]:
+    """Makes a throwaway venv that sees this environment's packages: ``overlay_venv(folder) -> python``."""
+    return _overlay_venv

@@ -198,20 +198,14 @@ def test_pip_failure_exits_1(registry, monkeypatch, capsys):
     assert "pip install failed with exit code 3" in capsys.readouterr().err
 
 
-def test_real_install_into_a_throwaway_venv(tmp_path):
+def test_real_install_into_a_throwaway_venv(tmp_path, overlay_venv):
     """`molplat install toy` in a fresh venv: pip builds the fixture editable, molplat then loads it."""
     with pytest.raises(metadata.PackageNotFoundError):
         metadata.version("molplat-toy")  # never in the project's .venv, so pip has nothing to replace there
     project_site = Path(sysconfig.get_paths()["purelib"])
     before = sorted(p.name for p in project_site.iterdir())
 
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    # addsitedir (not a bare path) so the project's editable .pth files are processed too
-    (site / "molplat-project.pth").write_text(f"import site; site.addsitedir({str(project_site)!r})\n")
+    python = overlay_venv(tmp_path / "venv")
     toy = tmp_path / "molplat-toy"
     shutil.copytree(TOY, toy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     registry_file = tmp_path / "registry.toml"
