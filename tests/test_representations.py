@@ -1,8 +1,6 @@
 """The three built-in representations against a brute-force neighbour search."""
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
@@ -11,24 +9,12 @@ from molplat.representations.adjacency_list import AdjacencyList, edge_vectors
 from molplat.representations.adjacency_matrix import AdjacencyMatrix, pair_vectors
 from molplat.representations.point_cloud import PointCloud
 from molplat.structure import Structure
+from molplat_sdk.checks.representation import brute_force_images
 
 
 def brute_force_pairs(s: Structure, cutoff: float) -> dict[tuple, float]:
-    """Every (i, j, image) with |pos_j + image @ cell - pos_i| < cutoff, by enumeration."""
-    reps = [0, 0, 0]
-    if s.periodic:
-        heights = abs(np.linalg.det(s.cell)) / np.linalg.norm(np.cross(s.cell[[1, 2, 0]], s.cell[[2, 0, 1]]), axis=1)
-        reps = [int(np.ceil(cutoff / h)) + 1 if p else 0 for h, p in zip(heights, s.pbc)]
-    pairs = {}
-    for image in itertools.product(*(range(-r, r + 1) for r in reps)):
-        shift = np.asarray(image) @ s.cell if s.periodic else np.zeros(3)
-        for i, j in itertools.product(range(len(s)), repeat=2):
-            if i == j and not any(image):
-                continue
-            d = np.linalg.norm(s.positions[j] + shift - s.positions[i])
-            if d < cutoff:
-                pairs[(i, j, tuple(image))] = d
-    return pairs
+    """Every (i, j, image) within the cutoff and its distance, from the SDK's brute-force search."""
+    return {key: float(np.linalg.norm(v)) for key, v in brute_force_images(s, cutoff).items()}
 
 
 def list_pairs(item: dict) -> set[tuple]:

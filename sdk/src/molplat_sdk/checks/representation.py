@@ -17,8 +17,9 @@ from molplat_sdk.errors import ConformanceError
 REQUIRED_FIELDS = ("numbers", "positions", "natoms", "num_graphs")
 
 
-def brute_force_pairs(structure: Structure, cutoff: float) -> list[tuple[int, int, np.ndarray]]:
-    """Every directed pair (i, j, vector to j's image) within ``cutoff``, by looping over images."""
+def brute_force_images(structure: Structure, cutoff: float) -> dict[tuple[int, int, tuple[int, ...]], np.ndarray]:
+    """Every directed pair within ``cutoff`` keyed by (i, j, image of j), with its vector, by
+    looping over every periodic image that can reach the cell."""
     positions = structure.positions
     if structure.periodic:
         inverse = np.linalg.inv(structure.cell)
@@ -27,7 +28,7 @@ def brute_force_pairs(structure: Structure, cutoff: float) -> list[tuple[int, in
         images = list(itertools.product(*[range(-r, r + 1) for r in reach]))
     else:
         images = [(0, 0, 0)]
-    pairs = []
+    pairs = {}
     for image in images:
         shift = np.asarray(image, dtype=np.float64) @ (structure.cell if structure.periodic else np.zeros((3, 3)))
         vectors = positions[None, :, :] + shift - positions[:, None, :]
@@ -35,8 +36,13 @@ def brute_force_pairs(structure: Structure, cutoff: float) -> list[tuple[int, in
         for i, j in zip(*np.nonzero(distances < cutoff)):
             if i == j and not any(image):
                 continue
-            pairs.append((int(i), int(j), vectors[i, j]))
+            pairs[(int(i), int(j), tuple(int(x) for x in image))] = vectors[i, j]
     return pairs
+
+
+def brute_force_pairs(structure: Structure, cutoff: float) -> list[tuple[int, int, np.ndarray]]:
+    """Every directed pair (i, j, vector to j's image) within ``cutoff``."""
+    return [(i, j, v) for (i, j, _), v in brute_force_images(structure, cutoff).items()]
 
 
 def _per_structure(values: torch.Tensor, natoms: list[int]) -> list[torch.Tensor]:
