@@ -15,6 +15,35 @@ __version__ = "0.1.0"
 #: The plugin API this core implements; plugins declare a range with ``MOLPLAT_API``.
 PLUGIN_API_VERSION = "1.0"
 
+#: The typed public surface: the only molplat modules a plugin (first-party or not) may
+#: import. Everything else (``molplat.pipeline.*``, ``molplat.training.lightning``, the CLI)
+#: is internal and may change in any release; the SDK checks plugins against this list.
+PUBLIC_MODULES: tuple[str, ...] = (
+    "molplat",
+    "molplat.errors",
+    "molplat.specs",
+    "molplat.hookspecs",
+    "molplat.structure",
+    "molplat.files",
+    "molplat.data",
+    "molplat.data.store",
+    "molplat.models",
+    "molplat.representations",
+    "molplat.representations.batch",
+    "molplat.representations.base",
+    "molplat.representations.neighbors",
+    "molplat.representations.adjacency_list",
+    "molplat.representations.adjacency_matrix",
+    "molplat.representations.point_cloud",
+    "molplat.training",
+    "molplat.rundir",
+    "molplat.results",
+    "molplat.predict",
+    "molplat.calculator",
+    "molplat.metrics",
+    "molplat.plugins",
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     from molplat.pipeline.config import Pipeline
     from molplat.predict import TrainedModel
@@ -22,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "KINDS",
     "PLUGIN_API_VERSION",
+    "PUBLIC_MODULES",
     "ComponentSpec",
     "MolplatError",
     "PluginError",
@@ -34,11 +64,12 @@ __all__ = [
 ]
 
 
-def load_pipeline(source: Any) -> "Pipeline":
-    """A validated Pipeline from a TOML path or a dict (for notebooks)."""
+def load_pipeline(source: Any, manager: Any = None) -> "Pipeline":
+    """A validated Pipeline from a TOML path or a dict (for notebooks); ``manager``: a
+    ``molplat.plugins.PluginManager`` other than the process-wide one (the SDK's)."""
     from molplat.pipeline.config import Pipeline
 
-    return Pipeline.load(source)
+    return Pipeline.load(source, manager=manager)
 
 
 def load_model(run_dir: Any, checkpoint: str = "best") -> "TrainedModel":

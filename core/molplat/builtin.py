@@ -6,32 +6,75 @@ from molplat.specs import ComponentSpec, Setting
 
 MOLPLAT_API = ">=1.0,<2"
 
+#: no neighbour radius of any published model exceeds this; beyond it featurisation takes hours
+MAX_CUTOFF = 20.0
+
 _NEIGHBOR_SETTINGS = (
-    Setting("cutoff", "float", 5.0, "radius in Å within which atoms are neighbours", minimum=0.1),
-    Setting("max_neighbors", "int", None, "keep only this many nearest neighbours per atom (none: all)", minimum=1),
+    Setting("cutoff", "float", 5.0, "radius in Å within which atoms are neighbours", minimum=0.1, maximum=MAX_CUTOFF),
+    Setting("max_neighbors", "int", None, "keep only this many nearest neighbours per atom (none: all; refused "
+            "with energy_forces, where it makes the energy jump)", minimum=1, maximum=1000),
 )
 
 TRAINER_SETTINGS = (
     Setting("task", "str", "property", "graph-level property regression, or energy with forces",
             choices=("property", "energy_forces")),
-    Setting("batch_size", "int", 32, "structures per batch", minimum=1),
-    Setting("max_epochs", "int", 50, "upper bound on training epochs", minimum=1),
-    Setting("lr", "float", 1e-3, "learning rate", minimum=0.0),
+    Setting("batch_size", "int", 32, "structures per batch", minimum=1, maximum=65536),
+    Setting("max_epochs", "int", 50, "upper bound on training epochs", minimum=1, maximum=100000),
+    Setting("lr", "float", 1e-3, "learning rate", minimum=0.0, maximum=10.0, exclusive_minimum=True),
     Setting("optimizer", "str", "adamw", "optimiser", choices=("sgd", "adam", "adamw", "lamb")),
-    Setting("weight_decay", "float", 0.0, "L2 penalty (decoupled for adamw and lamb)", minimum=0.0),
-    Setting("accumulate_grad_batches", "int", 1, "batches whose gradients are summed per step", minimum=1),
-    Setting("gradient_clip_val", "float", 0.0, "clip gradient norm to this value (0: no clipping)", minimum=0.0),
+    Setting("weight_decay", "float", 0.0, "L2 penalty (decoupled for adamw and lamb)", minimum=0.0, maximum=10.0),
+    Setting("accumulate_grad_batches", "int", 1, "batches whose gradients are summed per step", minimum=1,
+            maximum=4096),
+    Setting("gradient_clip_val", "float", 0.0, "clip gradient norm to this value (0: no clipping)", minimum=0.0,
+            maximum=1e6),
     Setting("amp", "bool", False, "bf16 autocast on the CPU"),
-    Setting("seed", "int", 0, "seed for weights, shuffling and dropout"),
-    Setting("patience", "int", 20, "stop after this many epochs without a better validation loss", minimum=1),
-    Setting("lr_patience", "int", 5, "multiply the lr by lr_factor after this many epochs without improvement", minimum=1),
-    Setting("lr_factor", "float", 0.5, "factor of the plateau lr scheduler", minimum=0.0, maximum=1.0),
-    Setting("standardize", "bool", True, "train on standardised targets (per-atom mean for energies)"),
-    Setting("loss", "str", "mse", "training loss", choices=("mse", "l1")),
-    Setting("forces_weight", "float", 10.0, "weight of the force loss against the energy loss", minimum=0.0),
+    Setting("seed", "int", 0, "seed for weights, shuffling and dropout", minimum=0, maximum=2**32 - 1),
+    Setting("patience", "int", 20, "stop after this many epochs without a better validation loss", minimum=1,
+            maximum=100000),
+    Setting("lr_patience", "int", 5, "multiply the lr by lr_factor after this many epochs without improvement",
+            minimum=1, maximum=100000),
+    Setting("lr_factor", "float", 0.5, "factor of the plateau lr scheduler (below 1, or it never lowers the lr)",
+            minimum=0.0, maximum=1.0, exclusive_minimum=True, exclusive_maximum=True),
+    Setting("standardize", "bool", True, "train on standardised targets: the training mean, or for extensive "
+            "targets (total energies) per-element reference values fitted on the training split, are subtracted"),
+    Setting("loss", "str", "mse", "training loss of every target ([targets.NAME] loss overrides it): mse, l1, "
+            "huber, or bce for binary classification", choices=("mse", "l1", "huber", "bce")),
+    Setting("forces_weight", "float", 10.0, "weight of the force loss against the energy loss", minimum=0.0,
+            maximum=1e6),
     Setting("progress_bar", "bool", True, "show a progress bar while training"),
-    Setting("num_threads", "int", 0, "torch threads (0: leave torch's default)", minimum=0),
+    Setting("num_threads", "int", 0, "torch threads (0: leave torch's default)", minimum=0, maximum=256),
 )
+
+ATOMS_FILE_SETTINGS = (
+    Setting("path", "path", None, "an ASE-readable file (extxyz, xyz, cif, an ASE database .db, ...) or a folder "
+            "of such files, relative to the pipeline file", required=True),
+    Setting("pattern", "str", "*", "for a folder: which files to read (a glob such as '*.cif')"),
+    Setting("format", "str", None, "ASE format name when the file extension does not tell (e.g. 'extxyz')"),
+    Setting("index", "str", ":", "which frames of each file to read (ASE index syntax: ':', '::10', '-1')"),
+    Setting("energy_key", "str", "energy", "where the energy is: an info key, or the calculator's energy when the "
+            "file stores one (extxyz energy=..., ASE databases)"),
+    Setting("forces_key", "str", "forces", "the per-atom array (or calculator result) holding forces in eV/Å"),
+    Setting("stress_key", "str", "stress", "the info key or calculator result holding the stress in eV/Å³"),
+    Setting("targets", "list[str]", [], "more info keys (one number per structure) or per-atom arrays to offer "
+            "as targets"),
+    Setting("units", "dict", {}, "units of the extra targets, e.g. {gap = \"eV\"} (default: unspecified)"),
+)
+
+
+@hookimpl
+def molplat_datasets() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(
+            name="atoms_file",
+            kind="dataset",
+            factory="molplat.datasets.atoms_file:AtomsFile",
+            summary="Any file or folder ASE reads (extxyz, ASE database, CIFs), with energy, forces, stress and "
+                    "info keys as targets",
+            settings=ATOMS_FILE_SETTINGS,
+            citation="A. H. Larsen et al., The atomic simulation environment, J. Phys.: Condens. Matter 29, "
+                     "273002 (2017)",
+        )
+    ]
 
 
 @hookimpl
@@ -56,7 +99,8 @@ def molplat_representations() -> list[ComponentSpec]:
             kind="representation",
             factory="molplat.representations.point_cloud:PointCloud",
             summary="Padded coordinates with one-hot species and an atom mask, no edges",
-            settings=(Setting("max_atomic_number", "int", 100, "length of the one-hot species vector", minimum=1),),
+            settings=(Setting("max_atomic_number", "int", 100, "length of the one-hot species vector", minimum=1,
+                              maximum=118),),
         ),
     ]
 

@@ -29,9 +29,8 @@ def parity_plot(path: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], ta
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
+    from molplat.files import atomic_write
+
+    atomic_write(Path(path), lambda handle: fig.savefig(handle, format="png"))
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return Path(path)

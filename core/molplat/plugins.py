@@ -1,16 +1,19 @@
 """Discovery and isolation of plugins.
 
-Each distribution that declares an entry point in the ``molplat.plugins`` group
-is loaded on its own: a plugin that fails to import, declares an API range this
-core does not satisfy, or re-registers a component name is reported with its
-reason, and every other plugin still works.
+Each distribution that declares an entry point in the ``molplat.plugins`` group is
+loaded on its own: a plugin that fails to import or declares an API range this core
+does not satisfy is reported with its reason, and every other plugin still works.
+Every component has a qualified name ``DISTRIBUTION:NAME``; when two plugins register
+the same name, both stay usable by their qualified names and the bare name is refused
+as ambiguous. Event hooks run isolated too: see :class:`RunEvents`.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
@@ -26,6 +29,7 @@ from molplat.specs import KINDS, ComponentSpec
 ENTRY_POINT_GROUP = "molplat.plugins"
 CORE_PLUGIN = "molplat"
 DISABLE_ENV = "MOLPLAT_DISABLE_PLUGINS"
+EVENT_HOOKS = ("molplat_run_started", "molplat_stage_finished", "molplat_run_finished")
 
 
 @dataclass
@@ -38,6 +42,7 @@ class PluginInfo:
     error: str | None = None
     components: dict[str, list[str]] = field(default_factory=dict)
     module: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +51,7 @@ class PluginInfo:
             "status": self.status,
             "error": self.error,
             "components": {k: list(v) for k, v in self.components.items()},
+            "warnings": list(self.warnings),
         }
 
 
@@ -56,6 +62,12 @@ def disabled_from_env() -> set[str]:
 def _one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def close_match(word: str, options: Iterable[str], cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` for the closest option, or ``""``."""
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
+    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 def _api_problem(module: types.ModuleType) -> str | None:
@@ -82,15 +94,20 @@ class PluginManager:
         SDK's toy components in a test session, never anything a user's pipeline relies on."""
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
-        self.disabled = set(disabled) | disabled_from_env()
+        self.disabled_by_pipeline = set(disabled)
+        self.disabled_by_env = disabled_from_env()
+        self.disabled = self.disabled_by_pipeline | self.disabled_by_env
         self.plugins: list[PluginInfo] = []
-        self._specs: dict[str, dict[str, ComponentSpec]] = {kind: {} for kind in KINDS}
+        self._specs: dict[str, dict[str, ComponentSpec]] = {kind: {} for kind in KINDS}  # qualified name -> spec
         self._load_core()
         eps = entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
+        self._entry_names: set[str] = set()
         for ep in sorted(eps, key=lambda e: (e.dist.name if e.dist else e.name).lower()):
+            self._entry_names |= {ep.name, ep.dist.name if ep.dist else ep.name}
             self._load_entry_point(ep)
         for name, module in (extra or {}).items():
             self._load_module(name, module)
+        self._note_clashes()
 
     def _load_module(self, name: str, module: types.ModuleType) -> None:
         info = PluginInfo(name, "in-process", "loaded", module=module.__name__)
@@ -155,17 +172,14 @@ class PluginManager:
             return
         for kind, specs in collected.items():
             names = [s.name for s in specs]
-            for spec in specs:
-                owner = self._specs[kind].get(spec.name)
-                if owner is not None or names.count(spec.name) > 1:
-                    by = owner.plugin if owner is not None else info.name
-                    self._unregister(info.name)
-                    info.status = "failed"
-                    info.error = f"{kind} {spec.name!r} is already registered by plugin {by!r}"
-                    return
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                self._unregister(info.name)
+                info.status, info.error = "failed", f"registers {kind} {twice[0]!r} twice"
+                return
         for kind, specs in collected.items():
             for spec in specs:
-                self._specs[kind][spec.name] = spec
+                self._specs[kind][spec.qualified_name] = spec
             if specs:
                 info.components[kind] = [s.name for s in specs]
 
@@ -182,44 +196,120 @@ class PluginManager:
         if plugin is not None:
             self._pm.unregister(plugin, name=name)
 
+    def _note_clashes(self) -> None:
+        for kind in KINDS:
+            for name, specs in self._by_name(kind).items():
+                if len(specs) < 2:
+                    continue
+                qualified = ", ".join(s.qualified_name for s in specs)
+                for spec in specs:
+                    info = self.plugin(spec.plugin)
+                    if info is not None:
+                        info.warnings.append(f"{kind} {name!r} is also registered by another plugin ({qualified}); "
+                                             f"pipelines must name it {spec.qualified_name!r}")
+
+    def _by_name(self, kind: str) -> dict[str, list[ComponentSpec]]:
+        grouped: dict[str, list[ComponentSpec]] = {}
+        for spec in self._specs[kind].values():
+            grouped.setdefault(spec.name, []).append(spec)
+        return grouped
+
     # -- queries -----------------------------------------------------------------------
     def components(self, kind: str) -> dict[str, ComponentSpec]:
+        """Every component of ``kind`` by the name a pipeline uses: bare when unique, qualified otherwise."""
         if kind not in KINDS:
             raise ValidationError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
-        return dict(self._specs[kind])
+        out: dict[str, ComponentSpec] = {}
+        for name, specs in self._by_name(kind).items():
+            if len(specs) == 1:
+                out[name] = specs[0]
+            else:
+                out.update({s.qualified_name: s for s in specs})
+        return out
 
     def get(self, kind: str, name: str, where: str = "") -> ComponentSpec:
-        """The spec of ``name``, or a ValidationError naming a close match and the plugin state."""
-        specs = self._specs.get(kind, {})
-        if name in specs:
-            return specs[name]
+        """The spec named ``name`` (bare or ``DISTRIBUTION:NAME``), or one ValidationError line saying why not."""
         prefix = f"{where}: " if where else ""
-        message = f"{prefix}unknown {kind} {name!r}"
-        close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.5)
-        if close:
-            message += f"; did you mean {close[0]!r}?"
+        if name in self._specs.get(kind, {}):
+            return self._specs[kind][name]
+        candidates = self._by_name(kind).get(name, []) if ":" not in name else []
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            qualified = ", ".join(repr(s.qualified_name) for s in candidates)
+            raise ValidationError(f"{prefix}{kind} {name!r} is registered by {len(candidates)} plugins; "
+                                  f"name one of them: {qualified}")
+        options = list(self.components(kind)) + list(self._specs.get(kind, {}))
+        message = f"{prefix}unknown {kind} {name!r}" + close_match(name, options, cutoff=0.5)
         unavailable = [p for p in self.plugins if p.status != "loaded"]
         if unavailable:
             message += " (not loaded: " + ", ".join(f"{p.name} [{p.status}]" for p in unavailable) + ")"
-        available = ", ".join(sorted(specs)) or "none installed"
+        available = ", ".join(sorted(self.components(kind))) or "none installed"
         raise ValidationError(f"{message}; available: {available}")
 
     def find(self, name: str) -> list[ComponentSpec]:
-        """Every component called ``name``, whatever its kind."""
-        return [specs[name] for specs in self._specs.values() if name in specs]
+        """Every component called ``name`` (bare or qualified), whatever its kind."""
+        found = []
+        for kind in KINDS:
+            if name in self._specs[kind]:
+                found.append(self._specs[kind][name])
+            elif ":" not in name:
+                found += self._by_name(kind).get(name, [])
+        return found
 
     def plugin(self, name: str) -> PluginInfo | None:
         return next((p for p in self.plugins if p.name == name), None)
 
-    # -- events ------------------------------------------------------------------------
+    def unknown_disabled(self) -> list[tuple[str, str, str]]:
+        """``(name, source, close match)`` for each disabled name that is no installed plugin."""
+        known = self._entry_names | {p.name for p in self.plugins}
+        out = []
+        for source, names in (("[plugins] disable", self.disabled_by_pipeline), (DISABLE_ENV, self.disabled_by_env)):
+            for name in sorted(names - known):
+                out.append((name, source, close_match(name, sorted(known))))
+        return out
+
+    def events(self, echo: Callable[[str], None] = print) -> "RunEvents":
+        """The event dispatcher of one run."""
+        return RunEvents(self._pm, echo)
+
+
+class RunEvents:
+    """Calls the run-event hooks of every plugin, each on its own.
+
+    A hook that raises never fails the run: the failure is reported once (plugin and
+    hook named), that plugin is not called again during this run, and the message is
+    kept in ``warnings`` for summary.json. Hooks get copies, so they cannot change what
+    the run writes.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, echo: Callable[[str], None] = print) -> None:
+        self._pm = pm
+        self._echo = echo
+        self.muted: set[str] = set()
+        self.warnings: list[str] = []
+
     def run_started(self, run_dir: str, pipeline: dict[str, Any]) -> None:
-        self._pm.hook.molplat_run_started(run_dir=run_dir, pipeline=pipeline)
+        self._emit("molplat_run_started", run_dir=run_dir, pipeline=pipeline)
 
     def stage_finished(self, run_dir: str, stage: str, result: dict[str, Any]) -> None:
-        self._pm.hook.molplat_stage_finished(run_dir=run_dir, stage=stage, result=result)
+        self._emit("molplat_stage_finished", run_dir=run_dir, stage=stage, result=result)
 
     def run_finished(self, run_dir: str, summary: dict[str, Any]) -> None:
-        self._pm.hook.molplat_run_finished(run_dir=run_dir, summary=summary)
+        self._emit("molplat_run_finished", run_dir=run_dir, summary=summary)
+
+    def _emit(self, hook_name: str, **kwargs: Any) -> None:
+        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
+            if impl.plugin_name in self.muted:
+                continue
+            try:
+                impl.function(**{name: copy.deepcopy(kwargs[name]) for name in impl.argnames})
+            except Exception as exc:  # an observer must never fail the run it observes
+                self.muted.add(impl.plugin_name)
+                message = (f"plugin {impl.plugin_name!r} failed in hook {hook_name} ({_one_line(exc)}); "
+                           f"it is not called again during this run")
+                self.warnings.append(message)
+                self._echo(f"warning: {message}")
 
 
 _managers: dict[frozenset[str], PluginManager] = {}
@@ -229,5 +319,5 @@ def get_plugin_manager(disabled: Iterable[str] = ()) -> PluginManager:
     """The process-wide manager for this set of disabled plugins (plus the environment's)."""
     key = frozenset(disabled) | frozenset(disabled_from_env())
     if key not in _managers:
-        _managers[key] = PluginManager(disabled=key)
+        _managers[key] = PluginManager(disabled=set(disabled))
     return _managers[key]

@@ -1,14 +1,49 @@
-"""What the optional stages hand back: numbers for summary.json and the files they wrote.
+"""What the optional stages receive and hand back.
 
-A searcher, explainer or simulator returns one of these from ``run(context)``; the
-runner stores ``as_dict()`` under its stage in ``summary.json``. Paths are relative to
-the run directory so a run directory can be moved.
+A searcher, explainer or simulator is called as ``run(context)`` with a
+:class:`RunContext` and returns one of the result classes below; the runner stores
+``as_dict()`` under its stage in ``summary.json``. Paths are relative to the run
+directory so a run directory can be moved.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molplat.pipeline.config import Pipeline
+    from molplat.predict import TrainedModel
+    from molplat.structure import Structure
+
+
+@dataclass
+class RunContext:
+    """What the optional stages (search, explain, simulate) receive.
+
+    ``pipeline``: the validated pipeline (``pipeline.variant(...)`` makes trials);
+    ``run_dir``: where the run lives; ``model``: the trained model (``predict``,
+    ``calculator()``, ``heads``); ``splits``: train/val/test sequences of Structures,
+    read on access; ``summary``: the metrics so far.
+    """
+
+    pipeline: "Pipeline"
+    run_dir: Path
+    model: "TrainedModel"
+    splits: dict[str, Sequence["Structure"]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def directory(self, stage: str, name: str) -> Path:
+        """A folder of the run directory for one component's files, such as ``explain/saliency``."""
+        path = self.run_dir / stage / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the run directory, as results record it."""
+        return str(Path(path).resolve().relative_to(Path(self.run_dir).resolve()))
 
 
 def _jsonable(value: Any) -> Any:
@@ -65,3 +100,15 @@ RESULT_TYPES: dict[str, type[StageResult]] = {
     "explainer": Explanation,
     "simulator": SimulationResult,
 }
+
+
+def run_stage_component(component: Any, kind: str, name: str, context: RunContext) -> StageResult:
+    """Call ``component.run(context)`` and insist on the documented result class of its kind."""
+    from molplat.errors import RunError
+
+    result = component.run(context)
+    expected = RESULT_TYPES[kind]
+    if not isinstance(result, expected):
+        raise RunError(f"{kind} {name!r} returned {type(result).__name__}, not molplat.results.{expected.__name__}; "
+                       f"return a {expected.__name__} from its run(context)")
+    return result

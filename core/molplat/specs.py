@@ -7,7 +7,9 @@ fails only when it is built.
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 KINDS: tuple[str, ...] = (
@@ -25,16 +27,27 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "float": (int, float),
     "str": (str,),
     "bool": (bool,),
+    "path": (str,),
     "list[int]": (list,),
     "list[float]": (list,),
     "list[str]": (list,),
     "dict": (dict,),
 }
+#: setting types whose values (or items) are numbers, and so need bounds
+NUMERIC_TYPES = ("int", "float", "list[int]", "list[float]")
+#: longest string a setting accepts; longer values are mistakes (or attacks), never names
+MAX_STRING = 4096
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One key a component accepts in its pipeline table."""
+    """One key a component accepts in its pipeline table.
+
+    Numbers are checked against ``minimum``/``maximum`` (inclusive, unless
+    ``exclusive_minimum``/``exclusive_maximum``) and must be finite. A ``path`` is a
+    string that the pipeline resolves against the folder of the pipeline file; with
+    ``must_exist`` (the default) validation insists that it exists.
+    """
 
     name: str
     type: str
@@ -44,10 +57,19 @@ class Setting:
     minimum: float | None = None
     maximum: float | None = None
     required: bool = False
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    must_exist: bool = True
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
             raise ValueError(f"setting {self.name!r}: unknown type {self.type!r}; use one of {sorted(_TYPES)}")
+
+    @property
+    def bounded(self) -> bool:
+        """Whether a numeric setting has both bounds (the SDK insists on it: 1e6 Å cutoffs hang)."""
+        return self.type not in NUMERIC_TYPES or self.choices is not None or (
+            self.minimum is not None and self.maximum is not None)
 
     def check(self, value: Any) -> str | None:
         """Return a problem description, or None when ``value`` is acceptable."""
@@ -57,20 +79,36 @@ class Setting:
         if isinstance(value, bool) and self.type in ("int", "float"):
             return f"expected {self.type}, got a boolean {value!r}"
         if not isinstance(value, expected):
-            return f"expected {self.type}, got {type(value).__name__} {value!r}"
+            return f"expected {self.type}, got {type(value).__name__} {_short(value)}"
+        if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                return f"a string of {len(value)} characters is too long (at most {MAX_STRING})"
+            if "\x00" in value:
+                return "contains a NUL character"
         if self.type.startswith("list["):
-            inner = self.type[5:-1]
+            inner = Setting(self.name, self.type[5:-1], minimum=self.minimum, maximum=self.maximum,
+                            exclusive_minimum=self.exclusive_minimum, exclusive_maximum=self.exclusive_maximum,
+                            choices=self.choices)
             for item in value:
-                problem = Setting(self.name, inner).check(item)
+                problem = inner.check(item)
                 if problem:
                     return f"in list: {problem}"
+            return None
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
-            return f"{value!r} is not allowed; allowed values: {allowed}"
-        if self.minimum is not None and isinstance(value, (int, float)) and value < self.minimum:
-            return f"{value!r} is below the minimum {self.minimum}"
-        if self.maximum is not None and isinstance(value, (int, float)) and value > self.maximum:
-            return f"{value!r} is above the maximum {self.maximum}"
+            return f"{_short(value)} is not allowed; allowed values: {allowed}"
+        if isinstance(value, (int, float)):
+            return self._check_number(value)
+        return None
+
+    def _check_number(self, value: float) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{value!r} is not a finite number"
+        low, high = self.minimum, self.maximum
+        if low is not None and (value < low or (self.exclusive_minimum and value == low)):
+            return f"{value!r} is below the minimum {low}" if value < low else f"{value!r} must be above {low}"
+        if high is not None and (value > high or (self.exclusive_maximum and value == high)):
+            return f"{value!r} is above the maximum {high}" if value > high else f"{value!r} must be below {high}"
         return None
 
     def describe(self) -> str:
@@ -79,10 +117,22 @@ class Setting:
         if self.choices is not None:
             parts.append("one of " + ", ".join(repr(c) for c in self.choices))
         if self.minimum is not None:
-            parts.append(f">= {self.minimum}")
+            parts.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum}")
         if self.maximum is not None:
-            parts.append(f"<= {self.maximum}")
+            parts.append(f"{'<' if self.exclusive_maximum else '<='} {self.maximum}")
         return "; ".join(parts)
+
+    def resolve_path(self, value: Any, base: Path) -> Any:
+        """A ``path`` value made absolute against ``base`` (the pipeline file's folder); ``~`` is expanded."""
+        if self.type != "path" or not isinstance(value, str) or not value:
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True)
@@ -91,7 +141,9 @@ class ComponentSpec:
 
     ``factory`` is ``"package.module:Attribute"``; the attribute is called with the
     validated settings as keyword arguments. ``accepts`` lists the representations a
-    model takes; ``outputs`` what it predicts.
+    model takes; ``outputs`` what it predicts. ``plugin`` is filled in by the plugin
+    manager with the distribution name, and ``qualified_name`` (``DISTRIBUTION:NAME``)
+    tells two plugins' components of the same name apart.
     """
 
     name: str
@@ -109,9 +161,15 @@ class ComponentSpec:
             raise ValueError(f"component {self.name!r}: unknown kind {self.kind!r}; use one of {', '.join(KINDS)}")
         if ":" not in self.factory:
             raise ValueError(f"component {self.name!r}: factory {self.factory!r} must look like 'package.module:Name'")
+        if ":" in self.name:
+            raise ValueError(f"component {self.name!r}: ':' is reserved for qualified names (DISTRIBUTION:NAME)")
         names = [s.name for s in self.settings]
         if len(names) != len(set(names)):
             raise ValueError(f"component {self.name!r}: a setting is declared twice in {names}")
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}" if self.plugin else self.name
 
     def setting(self, name: str) -> Setting | None:
         return next((s for s in self.settings if s.name == name), None)

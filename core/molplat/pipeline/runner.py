@@ -1,53 +1,34 @@
-"""Running a validated pipeline, stage by stage, into one run directory."""
+"""Running a validated pipeline, stage by stage, into one run directory.
+
+Order: the output folder is checked, the data stage runs (so invalid data leaves
+nothing behind), the run directory is created and locked, then train, evaluate and the
+optional stages. Plugins' event hooks run isolated (``molplat.plugins.RunEvents``).
+"""
 from __future__ import annotations
 
-import csv
-import io
-from functools import partial
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from molplat.errors import MolplatError, RunError, ValidationError
+from molplat.pipeline.config import RESUMABLE_DIFFERENCES, Pipeline
+from molplat.pipeline.prepare import PreparedData, prepare
+from molplat.results import RunContext, StageResult, run_stage_component
+from molplat.rundir import DATA_FILE, LAST, SUMMARY_FILE, FitResult, RunDirectory, TrainingJob, read_checkpoint
 
-from molplat.errors import RunError, ValidationError
-from molplat.results import RESULT_TYPES, StageResult
-from molplat.pipeline.config import Pipeline
-from molplat.pipeline.rundir import SUMMARY_FILE, new_run_dir, read_pipeline, write_json, write_pipeline
-from molplat.files import atomic_write_text
-
-DATA_FILE = "data.json"
 Echo = Callable[[str], None]
 
-
-@dataclass
-class RunContext:
-    """What the optional stages (search, explain, simulate) receive."""
-
-    pipeline: Pipeline
-    run_dir: Path
-    model: Any  # molplat.predict.TrainedModel
-    splits: dict[str, list[Any]] = field(default_factory=dict)  # split name -> list[Structure]
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def directory(self, stage: str, name: str) -> Path:
-        """A folder of the run directory for one component's files, such as ``explain/saliency``."""
-        path = self.run_dir / stage / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def relative(self, path: Path) -> str:
-        """``path`` relative to the run directory, as results record it."""
-        return str(Path(path).resolve().relative_to(self.run_dir.resolve()))
+__all__ = ["RunContext", "run_pipeline", "run_stage_component"]
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in resolved.items() if k not in ("output", "plugins")}
+    return {k: v for k, v in resolved.items() if k not in RESUMABLE_DIFFERENCES}
 
 
-def _check_resume(pipeline: Pipeline, run_dir: Path) -> None:
-    stored = _comparable(read_pipeline(run_dir))
+def _check_resume(pipeline: Pipeline, run: RunDirectory) -> None:
+    stored = _comparable(run.read_pipeline())
     current = _comparable(pipeline.resolved())
     if stored != current:
         diffs = []
@@ -58,170 +39,133 @@ def _check_resume(pipeline: Pipeline, run_dir: Path) -> None:
                           for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             elif a != b:
                 diffs.append(f"[{table}] differs")
-        raise ValidationError([f"cannot resume {run_dir}: it was made by a different pipeline ({d})" for d in diffs]
-                              or [f"cannot resume {run_dir}: the pipeline differs"], source=pipeline.source)
+        raise ValidationError([f"cannot resume {run.path}: it was made by a different pipeline ({d})" for d in diffs]
+                              or [f"cannot resume {run.path}: the pipeline differs"], source=pipeline.source)
+    last = run.checkpoint("last")
+    if last.exists():
+        read_checkpoint(last, resume="this run cannot continue from it; start a new run")
 
 
-def featurize(representation: Any, structures: list[Any], target: str, with_forces: bool, label: str,
-              show_progress: bool) -> list[Any]:
-    from tqdm.auto import tqdm
-
-    from molplat.training.data import Sample
-
-    samples = []
-    for s in tqdm(structures, desc=f"featurize {label}", disable=not show_progress or len(structures) < 200,
-                  leave=False):
-        forces = s.forces if with_forces else None
-        samples.append(Sample(s.id, representation.featurize(s), np.array([s.targets[target]], dtype=np.float64), forces))
-    return samples
+def check_output_dir(pipeline: Pipeline) -> None:
+    """A run folder that cannot be created is a failure (exit 1) found before any work."""
+    folder = Path(pipeline.output["dir"])
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise RunError(f"[output] dir: {probe} is a file, not a folder; set [output] dir to a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunError(f"[output] dir: {probe} is not writable; set [output] dir to a folder you can write")
 
 
-def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Echo = print) -> dict[str, Any]:
+def _create_run_dir(pipeline: Pipeline) -> RunDirectory:
+    try:
+        return RunDirectory.create(pipeline.output["dir"], pipeline.output["name"])
+    except OSError as exc:
+        raise RunError(f"[output] dir: cannot create a run directory in {pipeline.output['dir']} "
+                       f"({exc.strerror or type(exc).__name__}); set [output] dir to a folder you can write") from None
+
+
+def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Echo = print,
+                 show_progress: bool | None = None) -> dict[str, Any]:
     """Run every stage and return the summary (also written to ``summary.json``)."""
-    if resume is not None:
-        _check_resume(pipeline, Path(resume))
-    # The dataset is built before the run directory: a dataset that rejects its settings (a
-    # missing folder, a target its files lack) is invalid input and leaves nothing behind.
-    dataset = pipeline.components["dataset"].build()
-    target, units = _target_of(pipeline, dataset)
-    structures = _labelled_splits(pipeline, dataset, target, echo)
     trainer_settings = pipeline.components["trainer"].settings
-    with_forces = trainer_settings.get("task") == "energy_forces"
-    if with_forces:
-        _require_forces(pipeline, structures)
+    progress = bool(trainer_settings.get("progress_bar", True)) if show_progress is None else show_progress
     if resume is not None:
-        run_dir = Path(resume)
-        echo(f"resuming {run_dir}")
+        run = RunDirectory.open(resume)
+        _check_resume(pipeline, run)
+        run.acquire()
     else:
-        run_dir = new_run_dir(pipeline.output["dir"], pipeline.output["name"])
-        echo(f"run directory: {run_dir}")
+        check_output_dir(pipeline)
+        run = None
+    try:
+        data = prepare(pipeline, echo, progress)
+        if run is None:
+            run = _create_run_dir(pipeline)
+            run.acquire()
+            echo(f"run directory: {run.path}")
+        else:
+            echo(f"resuming {run.path}")
+        return _run_stages(pipeline, run, data, resume is not None, echo)
+    finally:
+        if run is not None:
+            run.release()
+
+
+def _run_stages(pipeline: Pipeline, run: RunDirectory, data: PreparedData, resuming: bool,
+                echo: Echo) -> dict[str, Any]:
+    events = pipeline.manager.events(echo)
     resolved = pipeline.resolved()
-    write_pipeline(run_dir, resolved)
-    manager = pipeline.manager
-    manager.run_started(str(run_dir), resolved)
+    run.write_pipeline(resolved)
+    events.run_started(str(run.path), resolved)
+    info = data.info(pipeline)
+    run.write_json(DATA_FILE, info)
+    events.stage_finished(str(run.path), "data", info)
 
-    representation = pipeline.components["representation"].build()
-    progress = bool(trainer_settings.get("progress_bar", True))
-    samples = {name: featurize(representation, items, target, with_forces, name, progress)
-               for name, items in structures.items()}
-    data_info = {"dataset": pipeline.components["dataset"].spec.name, "target": target, "units": units,
-                 "task": trainer_settings.get("task"), "sizes": {k: len(v) for k, v in samples.items()}}
-    write_json(run_dir / DATA_FILE, data_info)
-    manager.stage_finished(str(run_dir), "data", data_info)
+    fit = _train(pipeline, run, data, resuming)
+    events.stage_finished(str(run.path), "train", {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss})
 
+    from molplat.pipeline.evaluate import evaluate
     from molplat.predict import TrainedModel
-    from molplat.training.data import SampleCollator
-    from molplat.training.lightning import TrainingJob
 
-    job = TrainingJob(train=samples["train"], val=samples["val"], collator=SampleCollator(representation),
-                      build_model=partial(pipeline.components["model"].build, n_outputs=1), n_outputs=1,
-                      run_dir=run_dir, resume=resume is not None)
-    fit = pipeline.components["trainer"].build().fit(job)
-    manager.stage_finished(str(run_dir), "train", {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss})
-
-    model = TrainedModel.from_run(run_dir, pipeline=pipeline)
-    summary = evaluate(model, samples, target, units, run_dir, plots=pipeline.output["plots"])
+    model = TrainedModel.from_run(run.path, pipeline=pipeline)
+    workers = int(pipeline.data.get("num_workers") or 0)
+    summary = evaluate(model, data.samples, data.statistics, run, plots=pipeline.output["plots"], num_workers=workers)
     summary["plugins"] = pipeline.plugin_versions()
     summary["training"] = {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss,
-                           "checkpoint": str(fit.best_checkpoint.relative_to(run_dir))}
-    write_json(run_dir / SUMMARY_FILE, summary)
-    manager.stage_finished(str(run_dir), "evaluate", summary)
+                           "checkpoint": str(Path(fit.best_checkpoint).relative_to(run.path))}
+    summary["warnings"] = list(events.warnings)
+    run.write_json(SUMMARY_FILE, summary)
+    events.stage_finished(str(run.path), "evaluate", summary)
 
-    context = RunContext(pipeline, run_dir, model, structures, summary)
+    context = RunContext(pipeline, run.path, model, dict(data.structures), summary)
     if "search" in pipeline.components:
-        summary["search"] = _run_stage(pipeline.components["search"], context, "search", echo)
+        summary["search"] = _run_stage(pipeline.components["search"], context, "search", events, echo)
     for choice in pipeline.explainers:
-        summary.setdefault("explain", {})[choice.spec.name] = _run_stage(choice, context, "explain", echo)
+        summary.setdefault("explain", {})[choice.spec.name] = _run_stage(choice, context, "explain", events, echo)
     if "simulate" in pipeline.components:
-        summary["simulate"] = _run_stage(pipeline.components["simulate"], context, "simulate", echo)
-    write_json(run_dir / SUMMARY_FILE, summary)
-    summary["run_dir"] = str(run_dir)
-    manager.run_finished(str(run_dir), summary)
+        summary["simulate"] = _run_stage(pipeline.components["simulate"], context, "simulate", events, echo)
+    summary["warnings"] = list(events.warnings)
+    run.write_json(SUMMARY_FILE, summary)
+    events.run_finished(str(run.path), {**summary, "run_dir": str(run.path)})
+    if summary["warnings"] != events.warnings:  # a run_finished hook failed: the summary says so
+        summary["warnings"] = list(events.warnings)
+        run.write_json(SUMMARY_FILE, summary)
+    summary["run_dir"] = str(run.path)
     return summary
 
 
-def _target_of(pipeline: Pipeline, dataset: Any) -> tuple[str, str]:
-    """The target to learn and its units; datasets whose targets depend on their files are checked here."""
-    target = pipeline.dataset_common["target"] or dataset.default_target
-    targets = getattr(dataset, "targets", {})
-    if target not in targets:
-        raise ValidationError(f"[dataset] target: {target!r} is not a target of dataset "
-                              f"{pipeline.components['dataset'].spec.name!r} (targets: {', '.join(targets)})",
-                              source=pipeline.source)
-    return target, targets[target].units
+def _train(pipeline: Pipeline, run: RunDirectory, data: PreparedData, resuming: bool) -> FitResult:
+    from molplat.data.samples import SampleCollator
+
+    model_choice = pipeline.components["model"]
+    job = TrainingJob(train=data.samples["train"], val=data.samples["val"],
+                      collator=SampleCollator(data.representation),
+                      build_model=partial(model_choice.build_model, data.heads, data.statistics),
+                      run_dir=run.path, heads=data.heads, statistics=data.statistics, resume=resuming,
+                      num_workers=int(pipeline.data.get("num_workers") or 0))
+    trainer = pipeline.components["trainer"]
+    fit = trainer.build().fit(job)
+    if not isinstance(fit, FitResult):
+        raise RunError(f"trainer backend {trainer.spec.name!r} returned {type(fit).__name__}, not "
+                       f"molplat.training.FitResult")
+    if not Path(fit.best_checkpoint).is_file():
+        last = run.checkpoint(LAST)
+        raise RunError(f"trainer backend {trainer.spec.name!r} wrote no best checkpoint "
+                       f"({'only ' + str(last) if last.exists() else 'no checkpoint at all'})")
+    return fit
 
 
-def _require_forces(pipeline: Pipeline, structures: dict[str, list[Any]]) -> None:
-    missing = [s.id for items in structures.values() for s in items if s.forces is None]
-    if missing:
-        raise ValidationError(f"[trainer] task: 'energy_forces' needs forces, but {len(missing)} structures of dataset "
-                              f"{pipeline.components['dataset'].spec.name!r} have none (first: {missing[0]!r}); "
-                              f"use task = 'property' or a dataset with forces", source=pipeline.source)
-
-
-def _labelled_splits(pipeline: Pipeline, dataset: Any, target: str, echo: Echo) -> dict[str, list[Any]]:
-    """Structures of each split, leaving out (and saying so) those without a finite target value."""
-    indices = dataset.splits(pipeline.dataset_common["split"], pipeline.dataset_common["split_seed"])
-    splits = {name: [dataset[int(i)] for i in idx] for name, idx in indices.items()}
-    labelled = {name: [s for s in items if np.isfinite(s.targets.get(target, np.nan))]
-                for name, items in splits.items()}
-    dropped = {name: len(splits[name]) - len(labelled[name]) for name in splits}
-    if any(dropped.values()):
-        echo(f"leaving out {sum(dropped.values())} structures with no finite {target!r} value "
-             f"({', '.join(f'{k}: {v}' for k, v in dropped.items())})")
-    empty = [name for name, items in labelled.items() if not items]
-    if empty:
-        sizes = ", ".join(f"{k}: {len(v)}" for k, v in labelled.items())
-        raise ValidationError(f"[dataset] split: {pipeline.dataset_common['split']} leaves the {' and '.join(empty)} "
-                              f"split empty ({sizes} structures); give every split a larger fraction or use more data",
-                              source=pipeline.source)
-    return labelled
-
-
-def run_stage_component(component: Any, kind: str, name: str, context: RunContext) -> StageResult:
-    """Call ``component.run(context)`` and insist on the documented result class of its kind."""
-    result = component.run(context)
-    expected = RESULT_TYPES[kind]
-    if not isinstance(result, expected):
-        raise RunError(f"{kind} {name!r} returned {type(result).__name__}, not molplat.results.{expected.__name__}; "
-                       f"return a {expected.__name__} from its run(context)")
-    return result
-
-
-def _run_stage(choice: Any, context: RunContext, stage: str, echo: Echo) -> dict[str, Any]:
+def _run_stage(choice: Any, context: RunContext, stage: str, events: Any, echo: Echo) -> dict[str, Any]:
     echo(f"{stage}: {choice.spec.name}")
-    result = run_stage_component(choice.build(), choice.spec.kind, choice.spec.name, context).as_dict()
-    context.pipeline.manager.stage_finished(str(context.run_dir), stage, result)
-    return result
-
-
-def evaluate(model: Any, samples: dict[str, list[Any]], target: str, units: str, run_dir: Path,
-             plots: bool = True) -> dict[str, Any]:
-    """Metrics on val and test against the mean-of-train baseline, predictions.csv and the parity plot."""
-    from molplat.metrics import regression_metrics
-
-    train_mean = float(np.mean([s.y[0] for s in samples["train"]]))
-    results: dict[str, Any] = {"target": target, "units": units}
-    parity: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    rows = io.StringIO()
-    writer = csv.writer(rows)
-    writer.writerow(["id", "split", "target", "units", "true", "predicted", "error"])
-    for split in ("val", "test"):
-        out = model.predict_samples(samples[split])
-        true = np.array([s.y[0] for s in samples[split]])
-        pred = out["y"][:, 0]
-        results[split] = regression_metrics(true, pred)
-        if "forces" in out and all(s.forces is not None for s in samples[split]):
-            ref = np.concatenate([s.forces for s in samples[split]])
-            results[split]["forces_mae"] = float(np.abs(out["forces"] - ref).mean())
-        parity[split] = (true, pred)
-        if split == "test":
-            for s, t, p in zip(samples[split], true, pred):
-                writer.writerow([s.id, split, target, units, f"{t:.8g}", f"{p:.8g}", f"{p - t:.8g}"])
-    results["baseline_mae"] = float(np.abs(parity["test"][0] - train_mean).mean())
-    atomic_write_text(run_dir / "predictions.csv", rows.getvalue())
-    if plots:
-        from molplat.plots import parity_plot
-
-        parity_plot(run_dir / "parity.png", parity, target, units, results["baseline_mae"])
-    return results
+    try:
+        result: StageResult = run_stage_component(choice.build(), choice.spec.kind, choice.spec.name, context)
+    except MolplatError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RunError(f"{stage} {choice.spec.name!r} of plugin {choice.spec.plugin!r} failed: "
+                       f"{type(exc).__name__}: {first[:300]}") from exc
+    as_dict = result.as_dict()
+    events.stage_finished(str(context.run_dir), stage, as_dict)
+    return as_dict

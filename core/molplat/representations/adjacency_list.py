@@ -21,7 +21,8 @@ class AdjacencyList:
 
     Edge vectors are not stored: models compute ``pos[j] - pos[i] + edge_shift``
     from the positions, so forces by autograd and symmetry tests see the geometry.
-    Collation concatenates numpy arrays once per field, no Python loop over edges.
+    Collation concatenates numpy arrays once per field, no Python loop over edges, and
+    keeps float64 (the collator casts to the training dtype once).
     """
 
     name = "adjacency_list"
@@ -52,14 +53,14 @@ class AdjacencyList:
         edge_index = np.concatenate([it["edge_index"] for it in items], axis=1).reshape(2, -1) + atom_offset
         return Batch(
             numbers=torch.from_numpy(np.concatenate([it["numbers"] for it in items])),
-            positions=torch.from_numpy(np.concatenate([it["positions"] for it in items]).astype(np.float32)),
+            positions=torch.from_numpy(np.concatenate([it["positions"] for it in items]).astype(np.float64)),
             batch=torch.from_numpy(np.repeat(np.arange(len(items)), natoms)),
             natoms=torch.from_numpy(natoms),
             num_graphs=len(items),
             edge_index=torch.from_numpy(edge_index),
-            edge_shift=torch.from_numpy(shifts.astype(np.float32)),
+            edge_shift=torch.from_numpy(shifts),
             cell_offsets=torch.from_numpy(offsets),
-            cell=torch.from_numpy(cells.astype(np.float32)),
+            cell=torch.from_numpy(cells.astype(np.float64)),
             pbc=torch.from_numpy(np.stack([it["pbc"] for it in items])),
         )
 

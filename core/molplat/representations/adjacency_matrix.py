@@ -38,7 +38,7 @@ class AdjacencyMatrix:
         )
         image_of_edge = image_of_edge.reshape(-1)[1:]
         numbers = np.zeros((n_graphs, n_max), dtype=np.int64)
-        positions = np.zeros((n_graphs, n_max, 3), dtype=np.float32)
+        positions = np.zeros((n_graphs, n_max, 3), dtype=np.float64)
         atom_mask = np.zeros((n_graphs, n_max), dtype=bool)
         pair_mask = np.zeros((n_graphs, n_max, n_max, len(images)), dtype=bool)
         nedges = np.array([it["edge_index"].shape[1] for it in items])
@@ -49,8 +49,8 @@ class AdjacencyMatrix:
             positions[g, : natoms[g]] = it["positions"]
             atom_mask[g, : natoms[g]] = True
         pair_mask[edge_graph, edge_index[0], edge_index[1], image_of_edge] = True
-        cells = np.stack([it["cell"] for it in items]).astype(np.float32)
-        image_shifts = np.einsum("sk,gkl->gsl", images.astype(np.float32), cells)
+        cells = np.stack([it["cell"] for it in items]).astype(np.float64)
+        image_shifts = np.einsum("sk,gkl->gsl", images.astype(np.float64), cells)
         return Batch(
             numbers=torch.from_numpy(numbers),
             positions=torch.from_numpy(positions),

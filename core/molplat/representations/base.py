@@ -25,8 +25,12 @@ class Representation(Protocol):
     ``featurize`` runs once per structure, before training, so it may be slow;
     ``collate`` runs every step and should be vectorised. Every Batch carries
     ``numbers``, ``positions``, ``natoms`` and ``num_graphs`` (dense layouts add
-    ``atom_mask``). Representations that build neighbours also define ``cutoff`` and
-    ``neighbor_pairs(batch)``, which the SDK compares with a brute-force search.
+    ``atom_mask``). Floating tensors are float64: the core casts them to the training
+    dtype once, so checks in float64 see the exact geometry. ``featurize`` returns numpy
+    arrays (and plain numbers) only, so featurised structures can be stored on disk
+    and read back memory-mapped. Representations that build neighbours also define
+    ``cutoff`` and ``neighbor_pairs(batch)``, which the SDK compares with a brute-force
+    search.
     """
 
     name: str

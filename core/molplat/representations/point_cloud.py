@@ -34,11 +34,11 @@ class PointCloud:
         natoms = np.array([len(it["numbers"]) for it in items], dtype=np.int64)
         n_max = int(natoms.max())
         numbers = np.zeros((n_graphs, n_max), dtype=np.int64)
-        positions = np.zeros((n_graphs, n_max, 3), dtype=np.float32)
+        positions = np.zeros((n_graphs, n_max, 3), dtype=np.float64)
         mask = np.arange(n_max)[None, :] < natoms[:, None]
         numbers[mask] = np.concatenate([it["numbers"] for it in items])
         positions[mask] = np.concatenate([it["positions"] for it in items])
-        species = np.zeros((n_graphs, n_max, self.max_atomic_number), dtype=np.float32)
+        species = np.zeros((n_graphs, n_max, self.max_atomic_number), dtype=np.float64)
         g, a = np.nonzero(mask)
         species[g, a, numbers[mask] - 1] = 1.0
         return Batch(
@@ -48,6 +48,6 @@ class PointCloud:
             atom_mask=torch.from_numpy(mask),
             natoms=torch.from_numpy(natoms),
             num_graphs=n_graphs,
-            cell=torch.from_numpy(np.stack([it["cell"] for it in items]).astype(np.float32)),
+            cell=torch.from_numpy(np.stack([it["cell"] for it in items]).astype(np.float64)),
             pbc=torch.from_numpy(np.stack([it["pbc"] for it in items])),
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from molplat.training.lightning import FitResult, TrainingJob, fit_with_lightning
+from molplat.rundir import FitResult, TrainingJob
 
 
 class CPUBackend:
@@ -15,4 +15,6 @@ class CPUBackend:
         self.settings = settings
 
     def fit(self, job: TrainingJob) -> FitResult:
+        from molplat.training.lightning import fit_with_lightning
+
         return fit_with_lightning(job, self.settings)

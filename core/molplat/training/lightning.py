@@ -1,53 +1,104 @@
-"""The Lightning pieces every backend shares: the trainer factory, callbacks and the job description."""
+"""The Lightning pieces every Lightning-based backend shares: the module, callbacks and the trainer.
+
+Internal to the core: backends call ``molplat.training.fit_with_lightning`` and read
+and write run directories through ``molplat.rundir``.
+"""
 from __future__ import annotations
 
 import logging
-import warnings
+import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
-from molplat.errors import RunError
+from molplat.errors import RunError, ValidationError
+from molplat.data.samples import SampleList
+from molplat.rundir import BEST, CHECKPOINT_DIR, LAST, METRICS_FILE, FitResult, TrainingJob, checkpoint_metadata, \
+    read_checkpoint
 from molplat.training.checkpoints import AtomicCheckpointIO, MetricsTable
-from molplat.training.data import Sample, SampleCollator, SampleList
 from molplat.training.task import AtomisticTask
 
-CHECKPOINT_DIR = "checkpoints"
-BEST = "best.ckpt"
-LAST = "last.ckpt"
 
+class LightningTask(AtomisticTask, pl.LightningModule):
+    """The core task with Lightning's training loop hooks; its state_dict keys are the task's."""
 
-@dataclass
-class TrainingJob:
-    """Everything a backend needs to fit: featurised splits, how to build the model, where to write."""
+    def __init__(self, model: torch.nn.Module, heads: Any, statistics: Any, settings: dict[str, Any]) -> None:
+        super().__init__(model, heads, forces_weight=float(settings.get("forces_weight", 10.0)),
+                         forces_loss=settings.get("loss", "mse") if settings.get("loss") in ("mse", "l1", "huber")
+                         else "mse")
+        self.statistics = statistics
+        self.settings = dict(settings)
 
-    train: list[Sample]
-    val: list[Sample]
-    collator: SampleCollator
-    build_model: Callable[[], torch.nn.Module]
-    n_outputs: int
-    run_dir: Path
-    resume: bool = False
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        out = self(batch)
+        loss, parts = self.loss(batch, out)
+        n = int(batch["num_graphs"])
+        errors = self.errors(batch, out)
+        first = next((h.name for h in self.heads.graph + self.heads.atom if h.name in errors), None)
+        if first is not None:
+            self.log(f"{stage}_mae", errors[first], batch_size=n, on_epoch=True, on_step=False, sync_dist=True)
+        if len(self.heads.heads) > 1:
+            for name, value in errors.items():
+                if name != "forces":
+                    self.log(f"{stage}_mae_{name}", value, batch_size=n, on_epoch=True, on_step=False, sync_dist=True)
+        if "forces" in errors:
+            self.log(f"{stage}_forces_mae", errors["forces"], batch_size=n, on_epoch=True, on_step=False,
+                     sync_dist=True)
+        self.log(f"{stage}_loss", loss.detach(), batch_size=n, on_epoch=True, on_step=False, prog_bar=stage == "val",
+                 sync_dist=True)
+        return loss
 
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train")
+        if not torch.isfinite(loss):
+            raise RunError(f"training stopped: the loss became {float(loss)} in epoch {self.current_epoch} "
+                           f"(batch {batch_idx}); lower [trainer] lr, set gradient_clip_val, or check the data")
+        return loss
 
-@dataclass
-class FitResult:
-    best_checkpoint: Path
-    last_checkpoint: Path
-    epochs: int
-    best_val_loss: float | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        value = self.trainer.callback_metrics.get("val_loss")
+        if value is not None and not self.trainer.sanity_checking and not math.isfinite(float(value)):
+            raise RunError(f"training stopped: the validation loss became {float(value)} in epoch "
+                           f"{self.current_epoch}; lower [trainer] lr or set gradient_clip_val")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        value = self.trainer.callback_metrics.get("val_loss")
+        checkpoint["molplat"] = checkpoint_metadata(self.heads, self.statistics, self.current_epoch,
+                                                    None if value is None else float(value))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        settings = self.settings
+        params = self.model.parameters()
+        lr, decay = settings.get("lr", 1e-3), settings.get("weight_decay", 0.0)
+        name = settings.get("optimizer", "adamw")
+        if name == "sgd":
+            opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=decay)
+        elif name == "adam":
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=decay)
+        elif name == "adamw":
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=decay)
+        elif name == "lamb":
+            from pytorch_optimizer import Lamb
+
+            opt = Lamb(params, lr=lr, weight_decay=decay)
+        else:  # validated earlier; kept for direct API use
+            raise ValueError(f"unknown optimizer {name!r}")
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=settings.get("lr_factor", 0.5),
+                                                               patience=settings.get("lr_patience", 5))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
 
 
 class EpochMetrics(pl.Callback):
-    """Writes one metrics.csv row per epoch, before that epoch's checkpoint."""
+    """Writes one metrics.csv row per epoch (rank 0 only), before that epoch's checkpoints."""
 
     def __init__(self, table: MetricsTable) -> None:
         self.table = table
@@ -56,7 +107,8 @@ class EpochMetrics(pl.Callback):
         self._started = time.perf_counter()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.table.truncate(before_epoch=trainer.current_epoch)
+        if trainer.is_global_zero:
+            self.table.truncate(before_epoch=trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._loss_sum, self._count, self._started = 0.0, 0, time.perf_counter()
@@ -67,15 +119,12 @@ class EpochMetrics(pl.Callback):
         self._count += batch["num_graphs"]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        row: dict[str, Any] = {
-            "epoch": trainer.current_epoch,
-            "train_loss": self._loss_sum / max(self._count, 1),
-        }
-        for key in ("val_loss", "val_mae", "val_forces_mae"):
-            if key in metrics:
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "train_loss": self._loss_sum / max(self._count, 1)}
+        for key in sorted(metrics):
+            if key.startswith("val_"):
                 row[key] = float(metrics[key])
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         row["seconds"] = round(time.perf_counter() - self._started, 3)
@@ -96,59 +145,52 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API on every fit.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
-def build_task(job: TrainingJob, settings: dict[str, Any]) -> AtomisticTask:
-    task = AtomisticTask(
-        job.build_model(),
-        n_outputs=job.n_outputs,
-        task=settings["task"],
-        loss=settings["loss"],
-        forces_weight=settings["forces_weight"],
-        optimizer=settings["optimizer"],
-        lr=settings["lr"],
-        weight_decay=settings["weight_decay"],
-        lr_patience=settings["lr_patience"],
-        lr_factor=settings["lr_factor"],
-    )
-    if settings["standardize"]:
-        y = np.stack([s.y for s in job.train])
-        natoms = np.array([len(s.features["numbers"]) for s in job.train], dtype=np.float64)
-        task.scaler.fit(y, natoms, per_atom=settings["task"] == "energy_forces")
-    return task
-
-
-def loaders(job: TrainingJob, batch_size: int, seed: int) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
+def loaders(job: TrainingJob, batch_size: int, seed: int) -> tuple[torch.utils.data.DataLoader,
+                                                                    torch.utils.data.DataLoader]:
+    """Shuffled training batches and ordered validation batches, featurised or read in ``job.num_workers`` processes."""
     generator = torch.Generator().manual_seed(seed)
-    train = torch.utils.data.DataLoader(SampleList(job.train), batch_size=batch_size, shuffle=True,
-                                        collate_fn=job.collator, generator=generator)
-    val = torch.utils.data.DataLoader(SampleList(job.val), batch_size=batch_size, shuffle=False,
-                                      collate_fn=job.collator)
+    train_data = job.train if isinstance(job.train, torch.utils.data.Dataset) else SampleList(list(job.train))
+    val_data = job.val if isinstance(job.val, torch.utils.data.Dataset) else SampleList(list(job.val))
+    workers = int(job.num_workers or 0)
+    common: dict[str, Any] = dict(collate_fn=job.collator, num_workers=workers, persistent_workers=workers > 0)
+    train = torch.utils.data.DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=generator, **common)
+    val = torch.utils.data.DataLoader(val_data, batch_size=batch_size, shuffle=False, **common)
     return train, val
 
 
 def make_trainer(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Callback] = (),
                  **trainer_kwargs: Any) -> pl.Trainer:
-    """A Lightning Trainer with molplat's checkpoints, metrics and stopping rules, plus a backend's ``callbacks``."""
+    """A Lightning Trainer with molplat's checkpoints, metrics and stopping rules, plus a backend's ``callbacks``.
+
+    ``best.ckpt`` is written when the validation loss improves and ``last.ckpt`` at the
+    end of every epoch, so a kill loses at most the epoch in progress.
+    """
     quiet_lightning()
     ckpt_dir = job.run_dir / CHECKPOINT_DIR
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename=Path(BEST).stem, monitor="val_loss", mode="min",
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
-    callbacks: list[pl.Callback] = [
-        EpochMetrics(MetricsTable(job.run_dir / "metrics.csv")),
-        EarlyStopping(monitor="val_loss", mode="min", patience=settings["patience"]),
-        checkpoint,
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename=Path(BEST).stem, monitor="val_loss", mode="min",
+                           save_top_k=1, save_last=False, enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename=Path(LAST).stem, monitor=None, save_top_k=1,
+                           save_last=False, enable_version_counter=False)
+    all_callbacks: list[pl.Callback] = [
+        EpochMetrics(MetricsTable(job.run_dir / METRICS_FILE)),
+        EarlyStopping(monitor="val_loss", mode="min", patience=settings["patience"], check_finite=False),
+        best,
+        last,
         *callbacks,
     ]
     if settings["progress_bar"]:
-        callbacks.append(EpochProgressBar(refresh_rate=max(1, len(job.train) // settings["batch_size"] // 10)))
+        steps = max(1, len(job.train) // settings["batch_size"])
+        all_callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 10)))
     kwargs: dict[str, Any] = dict(
         accelerator="cpu",
         max_epochs=settings["max_epochs"],
         accumulate_grad_batches=settings["accumulate_grad_batches"],
         gradient_clip_val=settings["gradient_clip_val"] or None,
         precision="bf16-mixed" if settings["amp"] else "32-true",
-        callbacks=callbacks,
+        callbacks=all_callbacks,
         plugins=[AtomicCheckpointIO()],
         logger=False,
         enable_progress_bar=settings["progress_bar"],
@@ -162,25 +204,39 @@ def make_trainer(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence
     return pl.Trainer(**kwargs)
 
 
+def build_lightning_task(job: TrainingJob, settings: dict[str, Any]) -> LightningTask:
+    task = LightningTask(job.build_model(), job.heads, job.statistics, settings)
+    if job.statistics is not None and settings.get("standardize", True):
+        task.scaler.fit(job.statistics, job.heads)
+    return task
+
+
 def fit_with_lightning(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Callback] = (),
                        **trainer_kwargs: Any) -> FitResult:
     """Fit ``job`` with the core trainer settings; backends add ``callbacks`` or Trainer arguments."""
-    if settings["num_threads"]:
+    if settings.get("num_threads"):
         torch.set_num_threads(settings["num_threads"])
     pl.seed_everything(settings["seed"], workers=True, verbose=False)
-    task = build_task(job, settings)
+    task = build_lightning_task(job, settings)
     train, val = loaders(job, settings["batch_size"], settings["seed"])
     trainer = make_trainer(job, settings, callbacks, **trainer_kwargs)
     last = job.run_dir / CHECKPOINT_DIR / LAST
+    resume_from = None
+    if job.resume and last.exists():
+        read_checkpoint(last, resume="this run cannot continue from it; start a new run")  # one line if damaged
+        resume_from = str(last)
     try:
-        trainer.fit(task, train, val, ckpt_path=str(last) if job.resume and last.exists() else None)
+        trainer.fit(task, train, val, ckpt_path=resume_from, weights_only=True)
     except SystemExit as exc:  # Lightning turns Ctrl+C into sys.exit(1) after saving nothing more
         raise RunError(f"training interrupted; continue it with `molplat run PIPELINE --resume {job.run_dir}`") from exc
-    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
-    best_score = checkpoint.best_model_score
+    except (RunError, ValidationError):
+        raise
+    best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == "val_loss")
+    score = best.best_model_score
     return FitResult(
         best_checkpoint=job.run_dir / CHECKPOINT_DIR / BEST,
         last_checkpoint=last,
         epochs=trainer.current_epoch,
-        best_val_loss=None if best_score is None else float(best_score),
+        best_val_loss=None if score is None else float(score),
     )
+

@@ -1,134 +1,201 @@
-"""The Lightning task every trainer backend fits: scaling, losses, forces, optimisers.
+"""The task every trainer backend fits, in plain torch: scaling, heads, losses and forces.
 
-The model predicts in standardised units; this task turns its output into the
-dataset's units (eV for energies) and, for energy+forces, differentiates the
-energy with respect to the positions so forces are conservative by construction.
+The model predicts in standardised units; this task turns its outputs into the
+dataset's units and, for energy+forces, differentiates the energy with respect to the
+positions, so forces are conservative by construction. It imports no Lightning:
+``molplat.load_model`` and ``molplat predict`` rebuild it from a checkpoint alone, and
+every backend (Lightning's CPU and DDP, PopTorch, a third party's) trains the same
+function.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from molplat.data.statistics import TrainingStatistics
+from molplat.models.heads import Head, Heads
 from molplat.representations.batch import Batch
+from molplat.structure import MAX_ATOMIC_NUMBER
+
+_Z = MAX_ATOMIC_NUMBER + 1
 
 
 class TargetScaler(nn.Module):
-    """Affine map between standardised model outputs and target units.
+    """Affine maps between standardised model outputs and target units, one per head.
 
-    For energies the shift is per atom (energy ~ natoms * mean per-atom energy),
-    so the model learns only what differs between structures.
+    Graph heads: ``value = out * scale + shift`` where the shift is the training mean,
+    or, for extensive heads, the sum of per-element reference values over the atoms
+    (so the model learns only what the composition does not explain, and two distant
+    molecules add up). Atom heads: the shift is the element's training mean.
+    Classification heads are left as logits (shift 0, scale 1).
     """
 
-    def __init__(self, n_outputs: int) -> None:
+    def __init__(self, heads: Heads) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.zeros(n_outputs))
-        self.register_buffer("std", torch.ones(n_outputs))
-        self.register_buffer("per_atom", torch.zeros((), dtype=torch.bool))
+        ng, na = heads.n_graph, heads.n_atom
+        self.register_buffer("graph_reference", torch.zeros(_Z, ng))
+        self.register_buffer("graph_shift", torch.zeros(ng))
+        self.register_buffer("graph_scale", torch.ones(ng))
+        self.register_buffer("atom_reference", torch.zeros(_Z, na))
+        self.register_buffer("atom_scale", torch.ones(na))
 
-    def fit(self, y: np.ndarray, natoms: np.ndarray, per_atom: bool) -> None:
-        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        if per_atom:
-            mean = y.sum(axis=0) / natoms.sum()
-            residual = y - natoms[:, None] * mean
-        else:
-            mean = y.mean(axis=0)
-            residual = y - mean
-        std = residual.std(axis=0)
-        std[~np.isfinite(std) | (std < 1e-8)] = 1.0
-        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
-        self.per_atom.fill_(per_atom)
+    def fit(self, statistics: TrainingStatistics, heads: Heads) -> None:
+        for k, head in enumerate(heads.graph):
+            stats = statistics.targets[head.name]
+            if head.classification:
+                continue
+            if head.extensive:
+                for z, value in stats.references.items():
+                    self.graph_reference[int(z), k] = value
+            else:
+                self.graph_shift[k] = stats.mean
+            self.graph_scale[k] = stats.residual_std
+        for k, head in enumerate(heads.atom):
+            stats = statistics.targets[head.name]
+            if head.classification:
+                continue
+            for z, value in stats.references.items():
+                self.atom_reference[int(z), k] = value
+            self.atom_scale[k] = stats.residual_std
 
-    def shift(self, natoms: torch.Tensor) -> torch.Tensor:
-        if bool(self.per_atom):
-            return natoms[:, None].to(self.mean.dtype) * self.mean
-        return self.mean.expand(len(natoms), -1)
+    def graph_offset(self, batch: Batch) -> torch.Tensor:
+        """The shift of every graph head for every structure, [G, T]."""
+        numbers = batch.flat_atoms(batch["numbers"])
+        per_atom = self.graph_reference.index_select(0, numbers)
+        summed = per_atom.new_zeros(int(batch["num_graphs"]), per_atom.shape[1])
+        summed.index_add_(0, batch.atom_graph_index(), per_atom)
+        return summed + self.graph_shift
 
-    def unscale(self, out: torch.Tensor, natoms: torch.Tensor) -> torch.Tensor:
-        return out * self.std + self.shift(natoms)
+    def atom_offset(self, batch: Batch) -> torch.Tensor:
+        return self.atom_reference.index_select(0, batch.flat_atoms(batch["numbers"]))
 
 
-class AtomisticTask(pl.LightningModule):
-    def __init__(self, model: nn.Module, n_outputs: int, task: str = "property", loss: str = "mse",
-                 forces_weight: float = 10.0, optimizer: str = "adamw", lr: float = 1e-3,
-                 weight_decay: float = 0.0, lr_patience: int = 5, lr_factor: float = 0.5) -> None:
+def _regression_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "l1":
+        return F.l1_loss(pred, target)
+    if name == "huber":
+        return F.huber_loss(pred, target, delta=1.0)
+    return F.mse_loss(pred, target)
+
+
+class AtomisticTask(nn.Module):
+    """A model with its heads and scaler: predictions in units, and the training loss.
+
+    ``forces_loss`` is the loss of the force term (mse, l1 or huber, on forces divided
+    by the energy scale) and ``forces_weight`` its weight against the target losses,
+    whose weights are normalised to sum to one (HydraGNN's multi-head loss).
+    """
+
+    def __init__(self, model: nn.Module, heads: Heads, forces_weight: float = 10.0, forces_loss: str = "mse") -> None:
         super().__init__()
         self.model = model
-        self.scaler = TargetScaler(n_outputs)
-        self.task = task
-        self.loss_name = loss
+        self.heads = heads
+        self.scaler = TargetScaler(heads)
         self.forces_weight = forces_weight
-        self.optimizer_name = optimizer
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_patience = lr_patience
-        self.lr_factor = lr_factor
+        self.forces_loss = forces_loss
+        weights = torch.tensor([h.weight for h in heads.graph + heads.atom], dtype=torch.float64)
+        self._weights = (weights / weights.sum()).tolist() if len(weights) and float(weights.sum()) > 0 else []
 
     @property
     def with_forces(self) -> bool:
-        return self.task == "energy_forces"
+        return self.heads.forces
 
     def forward(self, batch: Batch, forces: bool | None = None) -> dict[str, torch.Tensor]:
-        """Predictions in target units: ``y`` [G, T] and, for energy tasks (or ``forces=True``),
-        ``forces`` [N, 3] as minus the gradient of the first output."""
+        """Predictions in target units.
+
+        ``y`` [G, T] (probabilities for classification heads), ``atom_y`` [N, A] when
+        the run has per-atom heads, and, when the run trains forces (or ``forces=True``),
+        ``forces`` [N, 3] as minus the gradient of the first graph head. ``y_raw`` and
+        ``atom_y_raw`` are the model's standardised outputs (logits for classification).
+        """
         if not (self.with_forces if forces is None else forces):
-            out = self.model(batch)
-            return {"y": self.scaler.unscale(out["y"], batch["natoms"]), "y_scaled": out["y"]}
+            return self._predict(batch, self.model(batch))
         with torch.enable_grad():
             positions = batch["positions"]
             if not positions.requires_grad:
-                positions = positions.detach().requires_grad_(True)
                 batch = Batch(batch)
-                batch["positions"] = positions
-            out = self.model(batch)
-            energy = self.scaler.unscale(out["y"], batch["natoms"])
-            grad = torch.autograd.grad(energy[:, 0].sum(), positions, create_graph=self.training)[0]
-        return {"y": energy, "y_scaled": out["y"], "forces": batch.flat_atoms(-grad)}
+                batch["positions"] = positions = positions.detach().requires_grad_(True)
+            out = self._predict(batch, self.model(batch))
+            grad = torch.autograd.grad(out["y"][:, 0].sum(), positions, create_graph=self.training)[0]
+        out["forces"] = batch.flat_atoms(-grad)
+        return out
 
-    def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.loss_name == "l1":
-            return torch.nn.functional.l1_loss(pred, target)
-        return torch.nn.functional.mse_loss(pred, target)
+    def _predict(self, batch: Batch, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {"y_raw": raw["y"]}
+        out["y"] = self._to_units(raw["y"], self.scaler.graph_scale, self.scaler.graph_offset(batch), self.heads.graph)
+        if self.heads.n_atom:
+            if "atom_y" not in raw:
+                raise RuntimeError("the run has per-atom targets but the model returned no 'atom_y'")
+            out["atom_y_raw"] = raw["atom_y"]
+            out["atom_y"] = self._to_units(raw["atom_y"], self.scaler.atom_scale, self.scaler.atom_offset(batch),
+                                           self.heads.atom)
+        return out
 
-    def _step(self, batch: Batch, stage: str) -> torch.Tensor:
-        out = self(batch)
-        target_scaled = (batch["y"] - self.scaler.shift(batch["natoms"])) / self.scaler.std
-        loss = self._loss(out["y_scaled"].float(), target_scaled)
-        n = batch["num_graphs"]
-        mae = (out["y"].detach().float() - batch["y"]).abs().mean()
-        self.log(f"{stage}_mae", mae, batch_size=n, on_epoch=True, on_step=False)
-        if self.with_forces and "forces" in batch:
-            forces_loss = self._loss(out["forces"].float() / self.scaler.std[0], batch["forces"] / self.scaler.std[0])
-            loss = loss + self.forces_weight * forces_loss
-            fmae = (out["forces"].detach().float() - batch["forces"]).abs().mean()
-            self.log(f"{stage}_forces_mae", fmae, batch_size=n, on_epoch=True, on_step=False)
-        self.log(f"{stage}_loss", loss.detach(), batch_size=n, on_epoch=True, on_step=False,
-                 prog_bar=stage == "val")
-        return loss
+    @staticmethod
+    def _to_units(raw: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, heads: tuple[Head, ...]) -> torch.Tensor:
+        value = raw * scale.to(raw.dtype) + offset.to(raw.dtype)
+        classes = [k for k, h in enumerate(heads) if h.classification]
+        if classes:
+            probabilities = torch.sigmoid(raw)
+            mask = torch.zeros(len(heads), dtype=torch.bool, device=raw.device)
+            mask[classes] = True
+            value = torch.where(mask, probabilities, value)
+        return value
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def loss(self, batch: Batch, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted training loss and its parts (per head, and ``forces``)."""
+        parts: dict[str, torch.Tensor] = {}
+        total = out["y_raw"].new_zeros(())
+        columns = [("graph", k, h) for k, h in enumerate(self.heads.graph)] + \
+                  [("atom", k, h) for k, h in enumerate(self.heads.atom)]
+        for weight, (level, k, head) in zip(self._weights, columns):
+            if level == "graph":
+                raw, target = out["y_raw"][:, k], batch["y"][:, k]
+                offset, scale = self.scaler.graph_offset(batch)[:, k], self.scaler.graph_scale[k]
+            else:
+                raw, target = out["atom_y_raw"][:, k], batch["atom_y"][:, k]
+                offset, scale = self.scaler.atom_offset(batch)[:, k], self.scaler.atom_scale[k]
+            raw = raw.float()
+            if head.classification:
+                part = F.binary_cross_entropy_with_logits(raw, target.float())
+            else:
+                part = _regression_loss(head.loss, raw, ((target - offset) / scale).float())
+            parts[head.name] = part
+            total = total + weight * part
+        if self.with_forces and "forces" in batch and "forces" in out:
+            scale = self.scaler.graph_scale[0]
+            part = _regression_loss(self.forces_loss, (out["forces"] / scale).float(), (batch["forces"] / scale).float())
+            parts["forces"] = part
+            total = total + self.forces_weight * part
+        return total, parts
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._step(batch, "val")
+    def errors(self, batch: Batch, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Mean absolute errors in units, per regression head and for the forces (for logging)."""
+        result: dict[str, torch.Tensor] = {}
+        for k, head in enumerate(self.heads.graph):
+            if not head.classification:
+                result[head.name] = (out["y"][:, k].detach() - batch["y"][:, k]).abs().mean()
+        for k, head in enumerate(self.heads.atom):
+            if not head.classification:
+                result[head.name] = (out["atom_y"][:, k].detach() - batch["atom_y"][:, k]).abs().mean()
+        if "forces" in out and "forces" in batch:
+            result["forces"] = (out["forces"].detach() - batch["forces"]).abs().mean()
+        return result
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        params = self.model.parameters()
-        if self.optimizer_name == "sgd":
-            opt = torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
-        elif self.optimizer_name == "adam":
-            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        elif self.optimizer_name == "adamw":
-            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        elif self.optimizer_name == "lamb":
-            from molplat.training.lamb import Lamb
 
-            opt = Lamb(params, lr=self.lr, weight_decay=self.weight_decay)
-        else:  # validated earlier; kept for direct API use
-            raise ValueError(f"unknown optimizer {self.optimizer_name!r}")
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=self.lr_factor, patience=self.lr_patience)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+def build_task(model: nn.Module, heads: Heads, statistics: TrainingStatistics | None, settings: dict[str, Any],
+               standardize: bool | None = None) -> AtomisticTask:
+    """The task for ``model`` with the trainer settings, its scaler fitted on ``statistics``."""
+    task = AtomisticTask(model, heads, forces_weight=float(settings.get("forces_weight", 10.0)),
+                         forces_loss=_forces_loss(settings))
+    if statistics is not None and (settings.get("standardize", True) if standardize is None else standardize):
+        task.scaler.fit(statistics, heads)
+    return task
+
+
+def _forces_loss(settings: dict[str, Any]) -> str:
+    loss = settings.get("loss", "mse")
+    return loss if loss in ("mse", "l1", "huber") else "mse"

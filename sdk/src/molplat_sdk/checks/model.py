@@ -25,13 +25,14 @@ N_OUTPUTS = 2
 ModelFactory = Callable[[], torch.nn.Module]
 
 
-def as_double(batch: Batch) -> Batch:
-    return Batch({k: v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+def cast(batch: Batch, dtype: torch.dtype) -> Batch:
+    return Batch({k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
                   for k, v in batch.items()})
 
 
-def collate(representation: Any, structures: list[Structure]) -> Batch:
-    return representation.collate([representation.featurize(s) for s in structures])
+def collate(representation: Any, structures: list[Structure], dtype: torch.dtype = torch.float32) -> Batch:
+    """The batch as training sees it (float32), or built in float64 throughout for the exact checks."""
+    return cast(representation.collate([representation.featurize(s) for s in structures]), dtype)
 
 
 class ModelCase:
@@ -65,9 +66,9 @@ class ModelCase:
         return model
 
     def run(self, model: torch.nn.Module, structures: list[Structure], double: bool = True) -> dict[str, torch.Tensor]:
-        batch = collate(self.representation, structures)
+        batch = collate(self.representation, structures, torch.float64 if double else torch.float32)
         if double:
-            model, batch = model.double(), as_double(batch)
+            model = model.double()
         try:
             return model(batch)
         except Exception as exc:
@@ -169,7 +170,7 @@ def check_invariance(case: ModelCase, structures: list[Structure], rng: np.rando
 
 
 def _energy_and_forces(case: ModelCase, model: torch.nn.Module, structure: Structure) -> tuple[torch.Tensor, torch.Tensor, Batch]:
-    batch = as_double(collate(case.representation, [structure]))
+    batch = collate(case.representation, [structure], torch.float64)
     batch["positions"] = batch["positions"].detach().requires_grad_(True)
     energy = model(batch)["y"][:, 0].sum()
     try:
