@@ -60,3 +60,37 @@ def _overlay_venv(folder: Path) -> Path:
 def overlay_venv() -> Callable[[Path], Path]:
     """Makes a throwaway venv that sees this environment's packages: ``overlay_venv(folder) -> python``."""
     return _overlay_venv
+
+
+FIXTURES = Path(__file__).parent / "plugin_fixtures"
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """The fixture plugins under plugin_fixtures/, pip-installed into a private folder.
+
+    A child process with that folder on PYTHONPATH discovers them through importlib
+    metadata exactly as it would in site-packages; this process never sees them.
+    """
+    target = tmp_path_factory.mktemp("site")
+    dists = sorted(str(p) for p in FIXTURES.iterdir() if (p / "pyproject.toml").exists())
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), *dists], check=True)
+    return target
+
+
+def run_molplat(*args: str, site: Path | None = None, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """``python -m molplat.cli ARGS`` in a child process, with the fixture plugins when ``site`` is given."""
+    import os
+
+    environment = dict(os.environ, **env)
+    if site is not None:
+        environment["PYTHONPATH"] = str(site)
+    return subprocess.run([sys.executable, "-m", "molplat.cli", *args], capture_output=True, text=True,
+                          env=environment, cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def molplat_cli() -> Callable[..., subprocess.CompletedProcess]:
+    """``molplat_cli(*args, site=None, cwd=None, **env)`` runs the CLI in a child process."""
+    return run_molplat

@@ -14,17 +14,7 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "plugin_fixtures"
 KIND_KEYS = {"dataset", "representation", "model", "trainer_backend", "searcher", "explainer", "simulator"}
-
-
-@pytest.fixture(scope="session")
-def plugin_site(tmp_path_factory) -> Path:
-    target = tmp_path_factory.mktemp("site")
-    dists = sorted(str(p) for p in FIXTURES.iterdir() if (p / "pyproject.toml").exists())
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), *dists], check=True)
-    return target
 
 
 def molplat(site: Path, *args: str, disable: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -38,7 +28,7 @@ def listing(site: Path, disable: str = "") -> dict[str, dict]:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     for entry in data:
-        assert set(entry) == {"name", "version", "status", "error", "components"}
+        assert set(entry) == {"name", "version", "status", "error", "components", "warnings"}
         assert set(entry["components"]) <= KIND_KEYS
     return {entry["name"]: entry for entry in data}
 
@@ -50,10 +40,13 @@ def test_broken_incompatible_and_clashing_plugins_are_reported_and_the_rest_work
     assert "molplat_missing_dependency" in broken["error"]
     assert old["status"] == "incompatible"
     assert ">=0.1,<1" in old["error"] and "1.0" in old["error"]
-    assert clash["status"] == "failed"
-    assert "'adjacency_list' is already registered by plugin 'molplat'" in clash["error"]
-    assert clash["components"] == {}
-    assert toy["status"] == "loaded" and toy["error"] is None
+    # a clash keeps both plugins loaded and warns on both
+    assert clash["status"] == "loaded" and clash["components"] == {"model": ["cgcnn"]}
+    for name in ("molplat-clash", "molplat-cgcnn"):
+        (warning,) = plugins[name]["warnings"]
+        assert "model 'cgcnn' is also registered by another plugin" in warning
+        assert f"pipelines must name it '{name}:cgcnn'" in warning
+    assert toy["status"] == "loaded" and toy["error"] is None and toy["warnings"] == []
     assert toy["components"] == {"dataset": ["toy_emt"], "representation": ["toy_cloud"]}
     core = plugins["molplat"]
     assert core["status"] == "loaded"

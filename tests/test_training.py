@@ -1,23 +1,29 @@
-"""The Lightning task: conservative forces, scaling, optimisers, and a model that learns energies+forces."""
+"""The task and the Lightning loop: conservative forces, scaling, heads, optimisers, checkpoints every epoch."""
 from __future__ import annotations
 
 import csv
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from molplat.builtin import TRAINER_SETTINGS
+from molplat.data import compute_statistics, make_sample
+from molplat.data.samples import SampleCollator
+from molplat.errors import RunError
+from molplat.models import Head, Heads
 from molplat.representations.adjacency_list import AdjacencyList
+from molplat.rundir import TrainingJob, read_checkpoint
 from molplat.structure import Structure
-from molplat.training.data import Sample, SampleCollator
-from molplat.training.lamb import Lamb
-from molplat.training.lightning import TrainingJob, fit_with_lightning
-from molplat.training.task import AtomisticTask, TargetScaler
+from molplat.training.lightning import LightningTask, fit_with_lightning
+from molplat.training.task import AtomisticTask
 
 SCHNET = pytest.importorskip("molplat_schnet.model")
 CUTOFF = 4.0
+ENERGY = Heads.single("energy", "eV", forces=True)
 
 
 def emt_structures(n: int, seed: int = 0) -> list[Structure]:
@@ -29,34 +35,32 @@ def emt_structures(n: int, seed: int = 0) -> list[Structure]:
         atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
         atoms.calc = EMT()
         energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = None
-        out.append(Structure.from_atoms(atoms, targets={"energy": energy}, id=f"cu{k}") )
-        out[-1].forces = forces
+        out.append(Structure(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, forces,
+                             {"energy": energy}, f"cu{k}"))
     return out
 
 
-def samples(structures, rep) -> list[Sample]:
-    return [Sample(s.id, rep.featurize(s), np.array([s.targets["energy"]]), s.forces) for s in structures]
+def samples(structures, rep, heads=ENERGY):
+    return [make_sample(s, rep, heads) for s in structures]
 
 
-def energy_task(**settings) -> AtomisticTask:
+def schnet(**changes) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = SCHNET.SchNet(n_outputs=1, hidden_channels=16, num_filters=16, num_interactions=2, cutoff=CUTOFF)
-    return AtomisticTask(model, n_outputs=1, task="energy_forces", **settings)
+    settings = dict(n_outputs=1, hidden_channels=16, num_filters=16, num_interactions=2, cutoff=CUTOFF)
+    settings.update(changes)
+    return SCHNET.SchNet(**settings)
 
 
 def test_forces_are_minus_the_numerical_energy_gradient():
     rep = AdjacencyList(cutoff=CUTOFF)
-    structure = emt_structures(1)[0]
-    task = energy_task().double().eval()
-    task.scaler.fit(np.array([[structure.targets["energy"]]]), np.array([4.0]), per_atom=True)
-    batch = SampleCollator(rep)(samples([structure], rep))
-    batch["positions"] = batch["positions"].double()
-    batch["edge_shift"] = batch["edge_shift"].double()
+    data = samples(emt_structures(3), rep)
+    task = AtomisticTask(schnet(), ENERGY).double().eval()
+    task.scaler.fit(compute_statistics(data, ENERGY), ENERGY)
+    batch = SampleCollator(rep, dtype=torch.float64)(data[:1])
     forces = task(batch)["forces"].detach()
     h = 1e-5
     numeric = torch.zeros_like(forces)
-    for atom in range(len(structure)):
+    for atom in range(forces.shape[0]):
         for axis in range(3):
             energies = []
             for sign in (1, -1):
@@ -68,19 +72,71 @@ def test_forces_are_minus_the_numerical_energy_gradient():
     assert torch.allclose(forces, numeric, atol=1e-6, rtol=1e-5)
 
 
-def test_target_scaler_round_trip_and_per_atom_shift():
-    scaler = TargetScaler(1)
-    y, natoms = np.array([[-10.0], [-21.0], [-29.0]]), np.array([2.0, 4.0, 6.0])
-    scaler.fit(y, natoms, per_atom=True)
-    assert float(scaler.mean) == pytest.approx(-60.0 / 12.0)
-    out = (torch.tensor(y, dtype=torch.float32) - scaler.shift(torch.tensor(natoms))) / scaler.std
-    back = scaler.unscale(out, torch.tensor(natoms))
-    assert torch.allclose(back, torch.tensor(y, dtype=torch.float32), atol=1e-5)
+def test_extensive_targets_get_per_element_references_that_add_up():
+    """Energies of molecules made of H and C with known per-element references: the fit recovers them,
+    the scaler predicts them for a model that outputs zero, and two structures side by side sum."""
+    rng = np.random.default_rng(0)
+    refs = {1: -13.6, 6: -1029.0}
+    structures = []
+    for k in range(40):
+        counts = {1: int(rng.integers(1, 9)), 6: int(rng.integers(1, 5))}
+        numbers = np.repeat(list(counts), list(counts.values()))
+        energy = sum(refs[z] * n for z, n in counts.items()) + rng.normal(0, 0.05)
+        positions = rng.normal(size=(len(numbers), 3)) * 3
+        structures.append(Structure(numbers, positions, targets={"u0": energy}, id=f"m{k}"))
+    heads = Heads((Head("u0", units="eV", extensive=True),))
+    rep = AdjacencyList(cutoff=CUTOFF)
+    data = samples(structures, rep, heads)
+    stats = compute_statistics(data, heads)
+    fitted = stats.targets["u0"].references
+    assert fitted["1"] == pytest.approx(-13.6, abs=0.05) and fitted["6"] == pytest.approx(-1029.0, abs=0.1)
+    assert stats.targets["u0"].residual_std < 0.1 < stats.targets["u0"].std
+
+    class Zero(torch.nn.Module):
+        def forward(self, batch):
+            return {"y": torch.zeros(batch["num_graphs"], 1, dtype=batch["positions"].dtype)}
+
+    task = AtomisticTask(Zero(), heads)
+    task.scaler.fit(stats, heads)
+    collate = SampleCollator(rep, dtype=torch.float64)
+    out = task(collate(data[:2]))["y"][:, 0]
+    expected = [sum(fitted[str(z)] for z in s.numbers) for s in structures[:2]]
+    assert out.tolist() == pytest.approx(expected, rel=1e-9)
+    a, b = structures[0], structures[1]
+    pair = Structure(np.concatenate([a.numbers, b.numbers]), np.concatenate([a.positions, b.positions + 100.0]),
+                     targets={"u0": 0.0}, id="pair")
+    together = float(task(collate(samples([pair], rep, heads)))["y"][0, 0])
+    assert together == pytest.approx(sum(expected), rel=1e-9)
+
+
+def test_statistics_per_atom_targets_degrees_and_streaming():
+    rep = AdjacencyList(cutoff=CUTOFF)
+    structures = emt_structures(6)
+    for s in structures:
+        s.atom_targets["charge"] = np.linspace(-0.5, 0.5, len(s))
+    heads = Heads((Head("energy", units="eV", extensive=True), Head("charge", level="atom", units="e")))
+    data = samples(structures, rep, heads)
+    stats = compute_statistics(data, heads)
+    charges = np.concatenate([s.atom_targets["charge"] for s in structures])
+    assert stats.targets["charge"].mean == pytest.approx(charges.mean())
+    assert stats.targets["charge"].references["29"] == pytest.approx(charges.mean())
+    degrees = np.concatenate([np.bincount(d.features["edge_index"][0], minlength=d.natoms) for d in data])
+    assert stats.degree_histogram == np.bincount(degrees).tolist()
+    assert stats.avg_num_neighbors == pytest.approx(degrees.mean())
+    assert stats.num_atoms == len(charges) and stats.element_counts == {"29": len(charges)}
+    assert type(stats).from_dict(stats.as_dict()) == stats
+
+
+def settings_with(**changes):
+    settings = {s.name: s.default for s in TRAINER_SETTINGS}
+    settings.update(progress_bar=False, patience=50, lr_patience=50)
+    settings.update(changes)
+    return settings
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "lamb"])
 def test_every_optimizer_reduces_a_quadratic(optimizer):
-    task = AtomisticTask(torch.nn.Linear(3, 1), n_outputs=1, optimizer=optimizer, lr=0.05)
+    task = LightningTask(torch.nn.Linear(3, 1), Heads.single(), None, settings_with(optimizer=optimizer, lr=0.05))
     opt = task.configure_optimizers()["optimizer"]
     x = torch.randn(64, 3)
     y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
@@ -92,61 +148,119 @@ def test_every_optimizer_reduces_a_quadratic(optimizer):
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
-    if optimizer == "lamb":
-        assert isinstance(opt, Lamb)
 
 
-def trainer_settings(**changes):
-    from molplat.builtin import TRAINER_SETTINGS
-
-    settings = {s.name: s.default for s in TRAINER_SETTINGS}
-    settings.update(progress_bar=False, patience=50, lr_patience=50)
-    settings.update(changes)
-    return settings
+def job_for(data, tmp_path, heads=ENERGY, build=None, val=8):
+    stats = compute_statistics(data[:-val], heads)
+    return TrainingJob(train=data[:-val], val=data[-val:], collator=SampleCollator(AdjacencyList(cutoff=CUTOFF)),
+                       build_model=build or (lambda: schnet(hidden_channels=32, num_filters=32)), run_dir=tmp_path,
+                       heads=heads, statistics=stats)
 
 
-def test_energy_and_forces_model_learns(tmp_path):
+def test_energy_and_forces_model_learns_and_checkpoints_load_without_lightning(tmp_path):
     rep = AdjacencyList(cutoff=CUTOFF)
     data = samples(emt_structures(48), rep)
-    settings = trainer_settings(task="energy_forces", lr=3e-3, batch_size=8, max_epochs=12)
-
-    def build():
-        torch.manual_seed(0)
-        return SCHNET.SchNet(n_outputs=1, hidden_channels=32, num_filters=32, num_interactions=2, cutoff=CUTOFF)
-
-    job = TrainingJob(train=data[:40], val=data[40:], collator=SampleCollator(rep), build_model=build,
-                      n_outputs=1, run_dir=tmp_path)
-    result = fit_with_lightning(job, settings)
-    assert result.best_checkpoint.is_file() and result.last_checkpoint.is_file()
+    job = job_for(data, tmp_path)
+    result = fit_with_lightning(job, settings_with(task="energy_forces", lr=3e-3, batch_size=8, max_epochs=12))
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(12))
     assert float(rows[-1]["train_loss"]) < 0.5 * float(rows[0]["train_loss"])
-    # the trained forces beat predicting zero force (the mean of forces) on held-out cells
-    state = torch.load(result.best_checkpoint, weights_only=False)["state_dict"]
-    task = AtomisticTask(build(), n_outputs=1, task="energy_forces")
-    task.load_state_dict(state)
+    checkpoint = read_checkpoint(result.best_checkpoint)
+    assert checkpoint.heads == ENERGY and checkpoint.statistics == job.statistics
+    task = AtomisticTask(schnet(hidden_channels=32, num_filters=32), checkpoint.heads)
+    task.load_state_dict(checkpoint.state_dict)
     task.eval()
-    batch = job.collator(data[40:])
+    batch = job.collator(data[-8:])
     predicted = task(batch)["forces"].detach()
+    # the trained forces beat predicting zero force (the mean of forces) on held-out cells
     assert (predicted - batch["forces"]).abs().mean() < 0.6 * batch["forces"].abs().mean()
+
+
+class LastIsFresh(pl.Callback):
+    """At the start of every epoch after the first, last.ckpt holds the epoch just finished."""
+
+    def __init__(self, run_dir):
+        self.path, self.seen = run_dir / "checkpoints" / "last.ckpt", []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch > 0:
+            self.seen.append(read_checkpoint(self.path).epoch)
+
+
+def test_last_checkpoint_is_written_every_epoch_even_without_improvement(tmp_path):
+    rep = AdjacencyList(cutoff=CUTOFF)
+    data = samples(emt_structures(16, seed=5), rep)
+    job = job_for(data, tmp_path, val=4)
+    watcher = LastIsFresh(tmp_path)
+    # sgd with a tiny lr: the validation loss barely moves, so best.ckpt is rarely rewritten
+    fit_with_lightning(job, settings_with(task="energy_forces", optimizer="sgd", lr=1e-9, batch_size=4,
+                                          max_epochs=5), callbacks=[watcher])
+    assert watcher.seen == [0, 1, 2, 3]
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt").epoch == 4
+    assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
 @pytest.mark.parametrize("changes", [
     dict(amp=True),
     dict(accumulate_grad_batches=3, gradient_clip_val=0.5, optimizer="lamb", lr=1e-2, loss="l1"),
-], ids=["bf16-amp", "accumulate-clip-lamb-l1"])
+    dict(loss="huber", optimizer="adam"),
+], ids=["bf16-amp", "accumulate-clip-lamb-l1", "huber-adam"])
 def test_trainer_options_still_learn(tmp_path, changes):
     rep = AdjacencyList(cutoff=CUTOFF)
-    data = samples(emt_structures(24, seed=3), rep)
-    settings = trainer_settings(task="property", batch_size=4, max_epochs=6, lr=3e-3, seed=1)
+    heads = Heads.single("energy", "eV", extensive=True)
+    data = samples(emt_structures(24, seed=3), rep, heads)
+    job = job_for(data, tmp_path, heads=heads, build=lambda: schnet(num_interactions=1), val=4)
+    settings = settings_with(batch_size=4, max_epochs=6, lr=3e-3, seed=1)
     settings.update(changes)
-
-    def build():
-        return SCHNET.SchNet(n_outputs=1, hidden_channels=16, num_filters=16, num_interactions=1, cutoff=CUTOFF)
-
-    job = TrainingJob(train=data[:20], val=data[20:], collator=SampleCollator(rep), build_model=build,
-                      n_outputs=1, run_dir=tmp_path)
     fit_with_lightning(job, settings)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert len(rows) == 6
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def test_several_heads_with_their_losses_and_weights():
+    """A regression head, a bce head and a per-atom head: each loss is its own, weights are normalised."""
+    rep = AdjacencyList(cutoff=CUTOFF)
+    structures = emt_structures(4)
+    for k, s in enumerate(structures):
+        s.targets["stable"] = float(k % 2)
+        s.atom_targets["charge"] = np.linspace(-0.2, 0.2, len(s))
+    heads = Heads((Head("energy", units="eV", extensive=True, weight=3.0), Head("stable", loss="bce", weight=1.0),
+                   Head("charge", level="atom", units="e", loss="l1", weight=4.0)))
+
+    class Fixed(torch.nn.Module):
+        def forward(self, batch):
+            n, g = batch["positions"].shape[0], batch["num_graphs"]
+            return {"y": torch.zeros(g, 2, dtype=torch.float64), "atom_y": torch.zeros(n, 1, dtype=torch.float64)}
+
+    task = AtomisticTask(Fixed(), heads)
+    batch = SampleCollator(rep, dtype=torch.float64)(samples(structures, rep, heads))
+    out = task(batch)
+    assert out["y"][:, 1].tolist() == [0.5] * 4  # a zero logit is probability one half
+    loss, parts = task.loss(batch, out)
+    assert float(parts["stable"]) == pytest.approx(np.log(2.0))
+    assert float(parts["charge"]) == pytest.approx(float(batch["atom_y"][:, 0].abs().mean()))
+    expected = (3 * parts["energy"] + parts["stable"] + 4 * parts["charge"]) / 8
+    assert float(loss) == pytest.approx(float(expected))
+
+
+def test_a_loss_that_becomes_non_finite_stops_the_run_naming_the_epoch(tmp_path):
+    rep = AdjacencyList(cutoff=CUTOFF)
+    heads = Heads.single("energy", "eV", extensive=True)
+    data = samples(emt_structures(12), rep, heads)
+
+    class Explodes(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+            self.calls = 0
+
+        def forward(self, batch):
+            self.calls += 1
+            bad = float("nan") if self.calls > 4 else 1.0
+            y = (batch["positions"].sum() * self.scale * bad).expand(batch["num_graphs"], 1)
+            return {"y": y}
+
+    job = job_for(data, tmp_path, heads=heads, build=Explodes, val=4)
+    with pytest.raises(RunError, match=r"the loss became nan in epoch 1 \(batch"):
+        fit_with_lightning(job, settings_with(batch_size=4, max_epochs=5))

@@ -72,8 +72,8 @@ def load_pipeline(source: Any, manager: Any = None) -> "Pipeline":
     return Pipeline.load(source, manager=manager)
 
 
-def load_model(run_dir: Any, checkpoint: str = "best") -> "TrainedModel":
-    """The trained model of a run directory, ready to predict on ASE Atoms."""
+def load_model(run_dir: Any, checkpoint: str = "best", manager: Any = None) -> "TrainedModel":
+    """The trained model of a run directory, ready to predict on ASE Atoms (``manager``: as in load_pipeline)."""
     from molplat.predict import TrainedModel
 
-    return TrainedModel.from_run(run_dir, checkpoint=checkpoint)
+    return TrainedModel.from_run(run_dir, checkpoint=checkpoint, manager=manager)

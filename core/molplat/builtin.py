@@ -48,16 +48,22 @@ TRAINER_SETTINGS = (
 ATOMS_FILE_SETTINGS = (
     Setting("path", "path", None, "an ASE-readable file (extxyz, xyz, cif, an ASE database .db, ...) or a folder "
             "of such files, relative to the pipeline file", required=True),
-    Setting("pattern", "str", "*", "for a folder: which files to read (a glob such as '*.cif')"),
-    Setting("format", "str", None, "ASE format name when the file extension does not tell (e.g. 'extxyz')"),
-    Setting("index", "str", ":", "which frames of each file to read (ASE index syntax: ':', '::10', '-1')"),
-    Setting("energy_key", "str", "energy", "where the energy is: an info key, or the calculator's energy when the "
-            "file stores one (extxyz energy=..., ASE databases)"),
-    Setting("forces_key", "str", "forces", "the per-atom array (or calculator result) holding forces in eV/Å"),
-    Setting("stress_key", "str", "stress", "the info key or calculator result holding the stress in eV/Å³"),
-    Setting("targets", "list[str]", [], "more info keys (one number per structure) or per-atom arrays to offer "
-            "as targets"),
+    Setting("pattern", "str", "*", "for a folder: which files to read, sorted by name (a glob such as '*.cif' or "
+            "'**/*.xyz'; hidden files are left out)"),
+    Setting("format", "str", None, "ASE format name when the file extension does not tell (e.g. 'extxyz'); "
+            "default: ASE guesses per file"),
+    Setting("index", "str", ":", "which frames of each file to read (ASE index syntax: ':', '::10', '-1', '2:5')"),
+    Setting("energy_key", "str", "energy", "where the energy (eV) is: an info key, or the calculator result a file "
+            "stores (extxyz energy=..., ASE databases); offered as target 'energy'"),
+    Setting("forces_key", "str", "forces", "the per-atom array (or stored calculator result) holding forces in "
+            "eV/Å, shape [atoms, 3]"),
+    Setting("stress_key", "str", "stress", "the info key or stored calculator result holding the stress in eV/Å³ "
+            "([3, 3], 9 values or Voigt 6); offered as target 'pressure' = -trace/3"),
+    Setting("targets", "list[str]", [], "more targets: info keys with one number per structure, or per-atom "
+            "arrays of shape [atoms]"),
     Setting("units", "dict", {}, "units of the extra targets, e.g. {gap = \"eV\"} (default: unspecified)"),
+    Setting("extensive", "list[str]", [], "extra targets that are totals growing with the structure (such as "
+            "free energies): trained after subtracting per-element reference values"),
 )
 
 

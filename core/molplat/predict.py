@@ -22,8 +22,9 @@ from molplat.rundir import RunDirectory, read_checkpoint
 from molplat.structure import Structure
 from molplat.training.task import AtomisticTask
 
-#: tables a model does not need; left out so a run stays loadable when their plugins are gone
-_NOT_FOR_THE_MODEL = ("output", "search", "explain", "simulate", "data", "targets")
+#: tables a model does not need (its heads come from the checkpoint); left out so a run stays
+#: loadable where their plugins (the dataset's, a searcher, a PopTorch backend) are not installed
+_NOT_FOR_THE_MODEL = ("dataset", "output", "trainer", "search", "explain", "simulate", "data", "targets")
 
 
 def _as_list(items: list[Sample]) -> list[Sample]:
@@ -41,16 +42,18 @@ class TrainedModel:
         self.statistics = statistics
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", pipeline: Pipeline | None = None) -> "TrainedModel":
+    def from_run(cls, run_dir: str | Path, checkpoint: str = "best", pipeline: Pipeline | None = None,
+                 manager: Any = None) -> "TrainedModel":
+        """Rebuild the model of ``run_dir`` from its resolved pipeline and checkpoint (``manager``: the plugin
+        manager to resolve components with, by default the process-wide one)."""
         run = RunDirectory.open(run_dir)
         path = run.checkpoint(checkpoint)
         state = read_checkpoint(path, resume=f"resume the run with `molplat run PIPELINE --resume {run.path}`")
         if pipeline is None:
             resolved = {k: v for k, v in run.read_pipeline().items() if k not in _NOT_FOR_THE_MODEL}
-            pipeline = Pipeline.load(resolved, for_model=True)
-        settings = pipeline.components["trainer"].settings
+            pipeline = Pipeline.load(resolved, manager=manager, for_model=True)
         model = pipeline.components["model"].build_model(state.heads, state.statistics)
-        task = AtomisticTask(model, state.heads, forces_weight=float(settings.get("forces_weight", 10.0)))
+        task = AtomisticTask(model, state.heads)
         try:
             task.load_state_dict(state.state_dict)
         except (RuntimeError, KeyError, TypeError) as exc:

@@ -31,6 +31,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "list[int]": (list,),
     "list[float]": (list,),
     "list[str]": (list,),
+    "str|list[str]": (str, list),
     "dict": (dict,),
 }
 #: setting types whose values (or items) are numbers, and so need bounds
@@ -85,8 +86,10 @@ class Setting:
                 return f"a string of {len(value)} characters is too long (at most {MAX_STRING})"
             if "\x00" in value:
                 return "contains a NUL character"
-        if self.type.startswith("list["):
-            inner = Setting(self.name, self.type[5:-1], minimum=self.minimum, maximum=self.maximum,
+        if self.type.startswith("list[") or (self.type == "str|list[str]" and isinstance(value, list)):
+            if self.type == "str|list[str]" and not value:
+                return "expected a name or a non-empty list of names"
+            inner = Setting(self.name, self.type.rpartition("[")[2].rstrip("]"), minimum=self.minimum, maximum=self.maximum,
                             exclusive_minimum=self.exclusive_minimum, exclusive_maximum=self.exclusive_maximum,
                             choices=self.choices)
             for item in value:

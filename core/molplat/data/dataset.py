@@ -52,6 +52,12 @@ class Dataset(Sequence[Structure]):
             raise IndexError(f"index {index} is out of range for {type(self).__name__} of {n} structures")
         return self.get(i)
 
+    def fingerprint(self) -> str:
+        """A string that changes when the data behind the dataset changes (file sizes, modification
+        times, a version); part of the key of a preprocessed store, so a stale store is rebuilt.
+        Datasets that read files the user may edit override it; the default is the settings alone."""
+        return ""
+
     def structures(self) -> list[Structure]:
         return [self[i] for i in range(len(self))]
 

@@ -70,7 +70,8 @@ class SampleCollator:
 
     Representations build batches in float64 (full precision); the collator casts every
     floating tensor to ``dtype`` once, so float64 checks see exact geometry and training
-    runs in float32.
+    runs in float32. Target labels stay float64: a total energy of -11,000 eV keeps its
+    digits, and the task standardises it in float64 before comparing.
     """
 
     def __init__(self, representation: Any, dtype: torch.dtype = torch.float32) -> None:
@@ -81,9 +82,9 @@ class SampleCollator:
         batch = self.representation.collate([s.features for s in samples])
         batch = Batch({k: v.to(self.dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
                        for k, v in batch.items()})
-        batch["y"] = torch.from_numpy(np.stack([np.asarray(s.y, dtype=np.float64) for s in samples])).to(self.dtype)
+        batch["y"] = torch.from_numpy(np.stack([np.asarray(s.y, dtype=np.float64) for s in samples]))
         if all(s.atom_y is not None for s in samples):
-            batch["atom_y"] = torch.from_numpy(np.concatenate([s.atom_y for s in samples])).to(self.dtype)
+            batch["atom_y"] = torch.from_numpy(np.concatenate([s.atom_y for s in samples]).astype(np.float64))
         if all(s.forces is not None for s in samples):
             batch["forces"] = torch.from_numpy(np.concatenate([s.forces for s in samples])).to(self.dtype)
         return batch

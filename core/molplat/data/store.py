@@ -254,12 +254,44 @@ class SampleStore:
         for name, (views, dtype) in shard["fields"].items():
             start, stop = views["offsets"][local], views["offsets"][local + 1]
             values[name] = np.array(views["data"][start:stop], dtype=dtype).reshape(tuple(views["shapes"][local]))
-        self._reads += 1
-        if self._reads % RELEASE_EVERY == 0:
-            self.release()
+        self._count_reads(1)
         y = values.pop("__y")
         atom_y, forces = values.pop("__atom_y", None), values.pop("__forces", None)
         return Sample(shard["ids"][local], values, y, forces, atom_y)
+
+    def get_many(self, indices: Any) -> list[Any]:
+        """The samples at ``indices``, in that order, equal to ``[store[i] for i in indices]``.
+
+        A DataLoader asks for a whole batch at once (``StoreSamples.__getitems__``): each
+        field of each shard is gathered with one copy for the batch instead of one per
+        sample, which removes most of the per-sample numpy calls. A sample's arrays are
+        views of that batch copy.
+        """
+        from molplat.data.samples import Sample
+
+        positions = np.asarray(indices, dtype=np.int64).reshape(-1)
+        outside = (positions < 0) | (positions >= len(self))
+        if outside.any():
+            raise IndexError(f"store index {int(positions[outside][0])} out of range for {len(self)} samples")
+        numbers = np.searchsorted(self.bounds, positions, side="right") - 1
+        samples: list[Any] = [None] * len(positions)
+        for number in np.unique(numbers).tolist():
+            where = np.flatnonzero(numbers == number)
+            local = positions[where] - self.bounds[number]
+            shard = self._shard(number)
+            columns = {name: _gather(views, dtype, local) for name, (views, dtype) in shard["fields"].items()}
+            for k, (position, row) in enumerate(zip(where.tolist(), local.tolist())):
+                values = {name: column[k] for name, column in columns.items()}
+                y = values.pop("__y")
+                atom_y, forces = values.pop("__atom_y", None), values.pop("__forces", None)
+                samples[position] = Sample(shard["ids"][row], values, y, forces, atom_y)
+        self._count_reads(len(positions))
+        return samples
+
+    def _count_reads(self, count: int) -> None:
+        before, self._reads = self._reads, self._reads + count
+        if before // RELEASE_EVERY != self._reads // RELEASE_EVERY:
+            self.release()
 
     def release(self) -> None:
         """Drop the pages read so far from this process's resident set (they stay in the page cache)."""
@@ -271,6 +303,17 @@ class SampleStore:
         state = dict(self.__dict__)
         state["_shards"], state["_pid"] = {}, -1
         return state
+
+
+def _gather(views: dict[str, np.ndarray], dtype: np.dtype, local: np.ndarray) -> list[np.ndarray]:
+    """One field of the samples at shard rows ``local``: one copy, then a view per sample."""
+    starts = views["offsets"][local]
+    lengths = views["offsets"][local + 1] - starts
+    ends = np.cumsum(lengths)
+    flat = views["data"][np.arange(int(ends[-1])) + np.repeat(starts - ends + lengths, lengths)]
+    flat = flat.astype(dtype, copy=False)
+    bounds = [0, *ends.tolist()]
+    return [flat[a:b].reshape(shape) for a, b, shape in zip(bounds, bounds[1:], views["shapes"][local].tolist())]
 
 
 def _labelled(sample: Any) -> bool:

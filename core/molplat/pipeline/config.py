@@ -42,7 +42,7 @@ MATCHED_UNKNOWN = 50
 
 #: keys the core handles for every dataset, beside the dataset's own settings
 DATASET_COMMON = (
-    Setting("target", "str", None, "the target to learn, or several: target = [\"homo\", \"lumo\"] "
+    Setting("target", "str|list[str]", None, "the target to learn, or several: target = [\"homo\", \"lumo\"] "
             "(default: the dataset's default target)"),
     Setting("split", "list[float]", [0.8, 0.1, 0.1], "train, val and test fractions", minimum=0.0, maximum=1.0),
     Setting("split_seed", "int", 0, "seed of the random split", minimum=0, maximum=2**32 - 1),
@@ -220,7 +220,7 @@ class Pipeline:
                 problems.append(f"unknown table [{table}]{close_match(str(table), list(known))} "
                                 f"(allowed tables: {', '.join(known)})")
         for table in REQUIRED_TABLES:
-            if table not in raw:
+            if table not in raw and not (for_model and table == "dataset"):
                 available = ", ".join(sorted(manager.components(COMPONENT_TABLES[table]))) or "none"
                 problems.append(f"missing table [{table}]; add it with name = \"...\" (available: {available})")
         core: dict[str, dict[str, Any]] = {}
@@ -270,9 +270,11 @@ class Pipeline:
                     components[table] = choice
         target_options, found = _target_tables(raw.get("targets", {}), dataset_common, base)
         problems += found
-        heads, found = _declared_heads(components, dataset_common, target_options)
-        problems += found
         problems += _cross_checks(components, dataset_common)
+        heads = None
+        if not problems:  # heads are only well defined once every setting is
+            heads, found = _declared_heads(components, dataset_common, target_options)
+            problems += found
         if not problems:
             problems += _build_checks(components, explainers, heads, for_model)
         if problems:

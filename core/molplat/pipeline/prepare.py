@@ -226,7 +226,8 @@ def open_or_build_store(pipeline: Pipeline, dataset: Any, representation: Any, h
     from molplat.data.store import SampleStore, store_key
 
     dataset_choice, rep_choice = pipeline.components["dataset"], pipeline.components["representation"]
-    key = store_key({"name": dataset_choice.spec.qualified_name, **_plain(dataset_choice.settings)},
+    key = store_key({"name": dataset_choice.spec.qualified_name, "fingerprint": getattr(dataset, "fingerprint", str)(),
+                     **_plain(dataset_choice.settings)},
                     {"name": rep_choice.spec.qualified_name, **_plain(rep_choice.settings)},
                     {"heads": [(h.name, h.level) for h in heads.heads], "forces": heads.forces})
     folder = Path(pipeline.data["store"]) / key

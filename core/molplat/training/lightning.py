@@ -22,7 +22,7 @@ from molplat.data.samples import SampleList
 from molplat.rundir import BEST, CHECKPOINT_DIR, LAST, METRICS_FILE, FitResult, TrainingJob, checkpoint_metadata, \
     read_checkpoint
 from molplat.training.checkpoints import AtomicCheckpointIO, MetricsTable
-from molplat.training.task import AtomisticTask
+from molplat.training.task import AtomisticTask, forces_loss_of
 
 
 class LightningTask(AtomisticTask, pl.LightningModule):
@@ -30,8 +30,7 @@ class LightningTask(AtomisticTask, pl.LightningModule):
 
     def __init__(self, model: torch.nn.Module, heads: Any, statistics: Any, settings: dict[str, Any]) -> None:
         super().__init__(model, heads, forces_weight=float(settings.get("forces_weight", 10.0)),
-                         forces_loss=settings.get("loss", "mse") if settings.get("loss") in ("mse", "l1", "huber")
-                         else "mse")
+                         forces_loss=forces_loss_of(settings))
         self.statistics = statistics
         self.settings = dict(settings)
 
@@ -57,7 +56,7 @@ class LightningTask(AtomisticTask, pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
         if not torch.isfinite(loss):
-            raise RunError(f"training stopped: the loss became {float(loss)} in epoch {self.current_epoch} "
+            raise RunError(f"training stopped: the loss became {float(loss.detach())} in epoch {self.current_epoch} "
                            f"(batch {batch_idx}); lower [trainer] lr, set gradient_clip_val, or check the data")
         return loss
 
@@ -151,12 +150,14 @@ def quiet_lightning() -> None:
 def loaders(job: TrainingJob, batch_size: int, seed: int) -> tuple[torch.utils.data.DataLoader,
                                                                     torch.utils.data.DataLoader]:
     """Shuffled training batches and ordered validation batches, featurised or read in ``job.num_workers`` processes."""
-    generator = torch.Generator().manual_seed(seed)
     train_data = job.train if isinstance(job.train, torch.utils.data.Dataset) else SampleList(list(job.train))
     val_data = job.val if isinstance(job.val, torch.utils.data.Dataset) else SampleList(list(job.val))
     workers = int(job.num_workers or 0)
     common: dict[str, Any] = dict(collate_fn=job.collator, num_workers=workers, persistent_workers=workers > 0)
-    train = torch.utils.data.DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=generator, **common)
+    # The sampler owns its generator: the loader draws worker seeds from its own generator, and
+    # sharing one would make the batch order depend on num_workers.
+    sampler = torch.utils.data.RandomSampler(train_data, generator=torch.Generator().manual_seed(seed))
+    train = torch.utils.data.DataLoader(train_data, batch_size=batch_size, sampler=sampler, **common)
     val = torch.utils.data.DataLoader(val_data, batch_size=batch_size, shuffle=False, **common)
     return train, val
 

@@ -8,10 +8,11 @@ from molplat.structure import Structure, Target
 
 
 class EMTCopper(Dataset):
-    targets = {"energy": Target("energy", "eV", "EMT potential energy")}
+    targets = {"energy": Target("energy", "eV", "EMT potential energy", extensive=True)}
     default_target = "energy"
 
-    def __init__(self, count: int = 40, seed: int = 0) -> None:
+    def __init__(self, count: int = 40, seed: int = 0, poison: str = "") -> None:
+        self.poison = poison
         rng = np.random.default_rng(seed)
         self.items = []
         for k in range(count):
@@ -26,4 +27,14 @@ class EMTCopper(Dataset):
         return len(self.items)
 
     def get(self, index: int) -> Structure:
-        return self.items[index]
+        """``poison`` spoils structure 3 the way bad files do: NaN coordinates or an element no model embeds."""
+        s = self.items[index]
+        if index == 3 and self.poison == "nan":
+            positions = s.positions.copy()
+            positions[0, 0] = np.nan
+            return Structure(s.numbers, positions, s.cell, s.pbc, s.forces, dict(s.targets), s.id)
+        if index == 3 and self.poison == "heavy":
+            numbers = s.numbers.copy()
+            numbers[0] = 118
+            return Structure(numbers, s.positions, s.cell, s.pbc, s.forces, dict(s.targets), s.id)
+        return s

@@ -16,7 +16,9 @@ def molplat_representations():
 def molplat_datasets():
     return [ComponentSpec(name="toy_emt", kind="dataset", summary="rattled Cu cells with EMT energies and forces",
                           factory="molplat_toy.emt:EMTCopper",
-                          settings=(Setting("count", "int", 40), Setting("seed", "int", 0)))]
+                          settings=(Setting("count", "int", 40, minimum=6, maximum=1000),
+                                    Setting("seed", "int", 0, minimum=0, maximum=2**31),
+                                    Setting("poison", "str", "", choices=("", "nan", "heavy"))))]
 
 
 def _record(event: str, **fields) -> None:
