@@ -91,7 +91,7 @@ def test_run_writes_every_artifact(finished_run):
     assert (run_dir / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the progress bar and the final table
     assert "Epoch 3" in proc.stdout + proc.stderr
-    assert "mean of train (test)" in proc.stdout and "RMSE" in proc.stdout
+    assert "test, predicting the training mean" in proc.stdout and "RMSE" in proc.stdout
 
 
 def test_predict_cli_and_python_api_agree(finished_run, tmp_path):
@@ -103,11 +103,11 @@ def test_predict_cli_and_python_api_agree(finished_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(open(out)))
     assert [r["formula"] for r in rows] == ["CH4", "H2O", "C6H6"]
-    assert all(r["units"] == "eV" for r in rows)
+    assert all(r["units"] == "eV" and r["target"] == "gap" for r in rows)
     model = molplat.load_model(run_dir)
     result = model.predict(mols)
     assert result["units"] == "eV"
-    assert np.allclose(result["y"], [float(r["gap"]) for r in rows], rtol=1e-5)
+    assert np.allclose(result["y"], [float(r["predicted"]) for r in rows], rtol=1e-5)
     printed = cli("predict", str(run_dir), str(tmp_path / "mols.xyz"), cwd=tmp_path)
     assert "C6H6" in printed.stdout and "eV" in printed.stdout
     bad = cli("predict", str(run_dir), str(tmp_path / "missing.xyz"), cwd=tmp_path)

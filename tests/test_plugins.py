@@ -118,7 +118,7 @@ def test_event_hooks_reach_a_tracker_plugin(plugin_site, tmp_path):
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert [e["event"] for e in lines] == ["run_started", "stage_finished", "stage_finished", "stage_finished",
                                            "run_finished"]
-    assert lines[0]["model"] == "schnet"
+    assert lines[0]["model"] == "molplat-schnet:schnet"  # resolved pipelines use qualified names
     assert [e["stage"] for e in lines[1:4]] == ["data", "train", "evaluate"]
     assert "baseline_mae" in lines[3]["keys"]
     assert lines[-1]["test_mae"] > 0

@@ -158,15 +158,20 @@ def test_cli_invalid_toml_and_missing_file(tmp_path):
 
 
 def test_dataset_rejecting_its_settings_is_invalid_input_and_creates_no_run_directory(tmp_path):
+    root = tmp_path / "hmof"
+    root.mkdir()  # the folder exists (validate checks path settings), but the labels CSV is missing
     pipeline = tmp_path / "hmof.toml"
-    pipeline.write_text(f'[dataset]\nname = "hmof"\nroot = "{tmp_path / "nowhere"}"\n'
+    pipeline.write_text('[dataset]\nname = "hmof"\nroot = "hmof"\n'
                         '[representation]\nname = "adjacency_list"\n[model]\nname = "cgcnn"\ncutoff = 5.0\n'
-                        f'[output]\ndir = "{tmp_path / "runs"}"\n')
+                        '[output]\ndir = "runs"\n')
     assert cli("validate", str(pipeline), cwd=tmp_path).returncode == 0  # settings are well formed
     proc = cli("run", str(pipeline), cwd=tmp_path)
     assert proc.returncode == 2
-    assert "[dataset] root: folder" in proc.stderr and "does not exist" in proc.stderr
+    assert "[dataset] labels:" in proc.stderr and "not found" in proc.stderr
     assert not (tmp_path / "runs").exists()
+    root.rmdir()  # a path setting that does not exist is caught by validate itself
+    proc = cli("validate", str(pipeline), cwd=tmp_path)
+    assert proc.returncode == 2 and f"[dataset] root: {root} does not exist" in proc.stderr
 
 
 def test_show_prints_kind_plugin_representations_and_settings(tmp_path):

@@ -286,7 +286,7 @@ def print_available(kind: str | None, as_json: bool) -> int:
     if as_json:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
         return 0
-    from molplat.cli import _table
+    from molplat.cli import table as _table
 
     table = [[r.name, r.distribution, r.catalog_version or "-", r.installed_version or "-", _status_text(r),
               _components_text(r.components, kind)] for r in rows]

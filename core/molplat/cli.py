@@ -1,245 +1,733 @@
-"""The ``molplat`` command. Exit codes: 0 success, 2 invalid input, 1 failure while running.
+"""The ``molplat`` command, on click. Exit codes: 0 success, 2 invalid input, 1 failure while running.
 
-Heavy modules (torch, Lightning) are imported inside the commands that need them,
-so ``molplat list-plugins`` and ``molplat show`` stay fast.
+Heavy modules (torch, ASE, Lightning) are imported inside the commands that need them,
+so ``molplat list-plugins``, ``molplat show`` and shell completion stay fast. Every
+table goes through tabulate; every error a user can cause is one ``error:`` line.
 """
 from __future__ import annotations
 
-import argparse
-import json
+import csv
+import io
+import math
+import os
 import sys
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from molplat.errors import MolplatError, ValidationError
-from molplat.specs import KINDS
+import click
+from tabulate import tabulate
+
+from molplat import __version__
+from molplat.errors import MolplatError, RunError, ValidationError
+from molplat.specs import KINDS, Setting
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+PROG = "molplat"
+#: click's shell completion is driven by this variable (``_MOLPLAT_COMPLETE=bash_source molplat``)
+COMPLETE_VAR = "_MOLPLAT_COMPLETE"
+SHELLS = ("bash", "zsh", "fish")
+FORCE_UNITS = "eV/Å"
+#: suffixes ``predict -o`` writes, and the format each gets
+OUTPUT_FORMATS = {".csv": "csv", ".extxyz": "extxyz", ".xyz": "extxyz"}
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
+# -- output helpers ----------------------------------------------------------------------------
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str], align: Sequence[str] | None = None,
+          widths: Sequence[int | None] | None = None) -> str:
+    """Rows under a header in tabulate's plain layout: header, a line of dashes, rows.
+
+    Cells are printed as given (no number parsing, so ``1e-3`` stays ``1e-3``); callers
+    format numbers themselves. ``widths`` wraps long columns (help texts).
+    """
+    return tabulate([list(r) for r in rows], headers=list(header), tablefmt="simple", disable_numparse=True,
+                    colalign=tuple(align) if align else None, maxcolwidths=list(widths) if widths else None)
 
 
-def cmd_list_plugins(args: argparse.Namespace) -> int:
-    from molplat.plugins import get_plugin_manager
 
-    if args.available:
-        from molplat.catalog import print_available
 
-        return print_available(kind=args.kind, as_json=args.json)
-    manager = get_plugin_manager()
-    plugins = manager.plugins
-    if args.kind:
-        plugins = [p for p in plugins if args.kind in p.components]
-    if args.json:
-        print(json.dumps([p.as_dict() for p in plugins], indent=2))
-        return EXIT_OK
-    rows = []
-    for p in plugins:
-        kinds = [k for k in KINDS if k in p.components and (not args.kind or k == args.kind)]
-        comps = "; ".join(f"{k}: {', '.join(p.components[k])}" for k in kinds) or "-"
-        status = p.status if not p.error else f"{p.status} ({p.error})"
-        rows.append([p.name, p.version, status, comps])
-    print(_table(rows, ["plugin", "version", "status", "components"]))
+def _number(value: Any) -> str:
+    """A metric for reading: five significant digits; '-' where it is undefined (R² of constant values)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{float(value):.5g}"
+
+
+def _full(value: Any) -> str:
+    """A prediction with every digit a float64 holds (``repr``): total energies lose nothing."""
+    return repr(float(value))
+
+
+def _with_units(name: str, units: str | None) -> str:
+    """A column or row label: ``gap [eV]``."""
+    return f"{name} [{units}]" if units else name
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+# -- the group and main ------------------------------------------------------------------------
+@click.group(invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name=PROG, message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context) -> int:
+    """Machine learning on molecules, crystals and MOFs; every component is a plugin.
+
+    Exit codes: 0 success, 2 invalid input (nothing ran), 1 failure while running.
+    Shell completion: `molplat completion --help`.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
     return EXIT_OK
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from molplat.plugins import get_plugin_manager
-
-    manager = get_plugin_manager()
-    found = manager.find(args.name)
-    if args.kind:
-        found = [s for s in found if s.kind == args.kind]
-    if not found:
-        import difflib
-
-        names = sorted({n for k in KINDS for n in manager.components(k)})
-        close = difflib.get_close_matches(args.name, names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValidationError(f"no component named {args.name!r}{hint} (see `molplat list-plugins`)")
-    for spec in found:
-        print(f"{spec.name}  ({spec.kind}, plugin {spec.plugin})")
-        if spec.summary:
-            print(f"  {spec.summary}")
-        if spec.accepts:
-            print(f"  accepts representations: {', '.join(spec.accepts)}")
-        if spec.outputs:
-            print(f"  outputs: {', '.join(spec.outputs)}")
-        if spec.citation:
-            print(f"  cite: {spec.citation}")
-        if spec.settings:
-            rows = [[s.name, s.type, repr(s.default) if not s.required else "(required)",
-                     ", ".join(map(repr, s.choices)) if s.choices else "", s.help] for s in spec.settings]
-            print(_table(rows, ["setting", "type", "default", "choices", "help"]))
-        else:
-            print("  no settings")
-    return EXIT_OK
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    from molplat.pipeline.config import Pipeline
-
-    pipeline = Pipeline.load(args.pipeline)
-    parts = [f"{t}={c.spec.name}" for t, c in pipeline.components.items()]
-    print(f"{args.pipeline}: valid ({', '.join(parts)})")
-    return EXIT_OK
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    units = summary.get("units", "")
-    rows = []
-    for split in ("val", "test"):
-        m = summary[split]
-        rows.append([split, f"{m['mae']:.4f}", f"{m['rmse']:.4f}", f"{m['r2']:.3f}"])
-    rows.append(["mean of train (test)", f"{summary['baseline_mae']:.4f}", "", ""])
-    print(f"\n{summary['target']} [{units}]")
-    print(_table(rows, ["split", "MAE", "RMSE", "R2"]))
-    print(f"\nrun directory: {summary['run_dir']}")
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from molplat.pipeline.config import Pipeline
-
-    pipeline = Pipeline.load(args.pipeline)  # validation errors exit 2 before anything runs
-    from molplat.pipeline.runner import run_pipeline
-
-    try:
-        summary = run_pipeline(pipeline, resume=args.resume)
-    except ValidationError:
-        raise
-    except MolplatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    _print_summary(summary)
-    return EXIT_OK
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from molplat.predict import TrainedModel
-
-    model = TrainedModel.from_run(args.run_dir, checkpoint=args.checkpoint)
-    import ase.io
-
-    rows: list[list[str]] = []
-    structures, labels = [], []
-    for path in args.files:
-        if not Path(path).is_file():
-            raise ValidationError(f"{path}: file not found")
-        try:
-            images = ase.io.read(path, index=":")
-        except Exception as exc:
-            raise ValidationError(f"{path}: ASE cannot read it ({type(exc).__name__}: {exc}); "
-                                  f"pass an ASE-readable file such as .xyz, .extxyz or .cif") from None
-        for i, atoms in enumerate(images):
-            structures.append(atoms)
-            labels.append((path, i, atoms.get_chemical_formula()))
-    result = model.predict(structures)
-    for (path, i, formula), value in zip(labels, result["y"]):
-        rows.append([path, str(i), formula, f"{value:.6g}", result["units"]])
-    header = ["file", "index", "formula", result["target"], "units"]
-    if args.output:
-        import csv
-        import io
-
-        from molplat.files import atomic_write_text
-
-        out = io.StringIO()
-        csv.writer(out).writerows([header] + rows)
-        atomic_write_text(Path(args.output), out.getvalue())
-        print(f"wrote {len(rows)} predictions to {args.output}")
-    else:
-        print(_table(rows, header))
-    return EXIT_OK
-
-
-def cmd_new_plugin(args: argparse.Namespace) -> int:
-    from molplat.scaffold import new_plugin
-
-    new_plugin(args.name, kind=args.kind, directory=args.dir)
-    return EXIT_OK
-
-
-def cmd_install(args: argparse.Namespace) -> int:
-    from molplat.catalog import install
-
-    return install(args.names, dry_run=args.dry_run, upgrade=args.upgrade,
-                   build_isolation=not args.no_build_isolation)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from molplat import __version__
-
-    parser = argparse.ArgumentParser(prog="molplat", description="Machine learning on molecules, crystals and MOFs.")
-    parser.add_argument("--version", action="version", version=f"molplat {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("list-plugins", help="installed plugins, their status and components")
-    p.add_argument("--json", action="store_true", help="print a JSON list")
-    p.add_argument("--kind", choices=KINDS, help="only plugins providing this kind")
-    p.add_argument("--available", action="store_true",
-                   help="the catalog (registry.toml) beside what is installed")
-    p.set_defaults(func=cmd_list_plugins)
-
-    p = sub.add_parser("show", help="a component's summary and settings")
-    p.add_argument("name")
-    p.add_argument("--kind", choices=KINDS)
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser("validate", help="check a pipeline file without running it")
-    p.add_argument("pipeline")
-    p.set_defaults(func=cmd_validate)
-
-    p = sub.add_parser("run", help="validate, then run a pipeline")
-    p.add_argument("pipeline")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("predict", help="predict with a trained run on ASE-readable files")
-    p.add_argument("run_dir")
-    p.add_argument("files", nargs="+")
-    p.add_argument("-o", "--output", help="write a CSV here instead of printing")
-    p.add_argument("--checkpoint", default="best", help="best (default), last, or a file in checkpoints/")
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("new-plugin", help="render a new plugin distribution from a template")
-    p.add_argument("name", help="plugin name, such as my-model; the distribution becomes molplat-NAME")
-    p.add_argument("--kind", required=True, choices=KINDS, help="the kind of component it provides")
-    p.add_argument("--dir", default=".", help="folder to create the plugin in (default: the current one)")
-    p.set_defaults(func=cmd_new_plugin)
-
-    p = sub.add_parser("install", help="pip-install catalog plugins by name into this environment")
-    p.add_argument("names", nargs="+", metavar="NAME")
-    p.add_argument("--dry-run", action="store_true", help="print the pip command instead of running it")
-    p.add_argument("--upgrade", action="store_true",
-                   help="upgrade installed plugins to the newest release in the catalog's range")
-    p.add_argument("--no-build-isolation", action="store_true",
-                   help="build local plugins with the setuptools already installed (offline, faster)")
-    p.set_defaults(func=cmd_install)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command line (default ``sys.argv[1:]``) and return its exit code.
+
+    A user's mistake becomes ``error:`` lines on stderr, never a traceback.
+    """
     try:
-        return args.func(args)
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name=PROG, complete_var=COMPLETE_VAR,
+                        standalone_mode=False)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else PROG
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        click.echo(f"error: {where}: {message}; see `{where} --help`", err=True)
+        return EXIT_INVALID
+    except click.ClickException as exc:
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        return exc.exit_code
+    except click.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+        click.echo("interrupted; a run continues from its last checkpoint with "
+                   "`molplat run PIPELINE --resume RUN_DIR`", err=True)
+        return EXIT_FAILED
     except ValidationError as exc:
         for line in str(exc).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+            click.echo(f"error: {line}", err=True)
         return EXIT_INVALID
     except MolplatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        click.echo(f"error: {exc}", err=True)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+    return EXIT_OK if code is None else int(code)
+
+
+# -- completion helpers --------------------------------------------------------------------------
+def _complete_component(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Component names, bare and qualified, for `molplat show <TAB>`."""
+    try:
+        from molplat.plugins import get_plugin_manager
+
+        manager = get_plugin_manager()
+        names: set[str] = set()
+        for kind in KINDS:
+            components = manager.components(kind)
+            names |= set(components) | {spec.qualified_name for spec in components.values()}
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def _complete_checkpoint(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """best and last (other names are files in RUN_DIR/checkpoints)."""
+    return [name for name in ("best", "last") if name.startswith(incomplete)]
+
+
+@cli.command()
+@click.argument("shell", required=False, type=click.Choice(SHELLS))
+def completion(shell: str | None) -> int:
+    """Print the shell completion script for SHELL (default: the shell in $SHELL).
+
+    \b
+    bash:  eval "$(molplat completion bash)"     (add it to ~/.bashrc)
+    zsh:   eval "$(molplat completion zsh)"      (add it to ~/.zshrc)
+    fish:  molplat completion fish > ~/.config/fish/completions/molplat.fish
+
+    It completes commands, options, component names and file paths.
+    """
+    from click.shell_completion import get_completion_class
+
+    if shell is None:
+        shell = Path(os.environ.get("SHELL", "")).name
+        if shell not in SHELLS:
+            raise ValidationError(f"completion: cannot tell the shell from $SHELL ({shell or 'not set'}); "
+                                  f"name it: `molplat completion bash`, `zsh` or `fish`")
+    completer = get_completion_class(shell)
+    click.echo(completer(cli, {}, PROG, COMPLETE_VAR).source())
+    return EXIT_OK
+
+
+# -- list-plugins and show ---------------------------------------------------------------------
+@cli.command("list-plugins")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of {name, version, status, error, components, warnings}.")
+@click.option("--kind", type=click.Choice(KINDS), help="Only plugins that provide a component of this kind.")
+@click.option("--available", is_flag=True, help="The plugin catalog (registry.toml) beside what is installed.")
+def list_plugins(as_json: bool, kind: str | None, available: bool) -> int:
+    """Installed plugins: version, status (loaded, failed, disabled, incompatible) and components.
+
+    Imports no plugin code beyond the plugins' registration modules (no torch).
+    """
+    if available:
+        from molplat.catalog import print_available
+
+        return print_available(kind=kind, as_json=as_json)
+    from molplat.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    for name, source, hint in manager.unknown_disabled():
+        _warn(f"{source} names {name!r}, which is no installed plugin{hint}")
+    plugins = [p for p in manager.plugins if not kind or kind in p.components]
+    if as_json:
+        import json
+
+        click.echo(json.dumps([p.as_dict() for p in plugins], indent=2))
+        return EXIT_OK
+    rows = []
+    for p in plugins:
+        kinds = [k for k in KINDS if k in p.components and (not kind or k == kind)]
+        components = "; ".join(f"{k}: {', '.join(p.components[k])}" for k in kinds) or "-"
+        rows.append([p.name, p.version, p.status if not p.error else f"{p.status} ({p.error})", components])
+    click.echo(table(rows, ["plugin", "version", "status", "components"]))
+    notes = [f"warning: {p.name}: {message}" for p in plugins for message in p.warnings]
+    if notes:
+        click.echo("\n" + "\n".join(notes))
+    return EXIT_OK
+
+
+def _allowed(setting: Setting) -> str:
+    """What values a setting takes: its choices, or its range."""
+    if setting.choices is not None:
+        return ", ".join(map(repr, setting.choices))
+    low = None if setting.minimum is None else f"{setting.minimum:g}"
+    high = None if setting.maximum is None else f"{setting.maximum:g}"
+    if low is not None and high is not None:
+        return f"{'(' if setting.exclusive_minimum else '['}{low}, {high}{')' if setting.exclusive_maximum else ']'}"
+    if low is not None:
+        return f"{'>' if setting.exclusive_minimum else '>='} {low}"
+    if high is not None:
+        return f"{'<' if setting.exclusive_maximum else '<='} {high}"
+    if setting.type == "path":
+        return "must exist" if setting.must_exist else "created when missing"
+    return ""
+
+
+def _dataset_targets(spec: Any) -> None:
+    """The targets a dataset declares on its class (molplat.structure.Target), as a table."""
+    from molplat.structure import Target
+
+    try:
+        factory = spec.load()
+    except Exception as exc:  # show must work beside a dataset whose dependencies are broken
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"\ntargets: cannot be listed; {spec.factory} does not import ({type(exc).__name__}: {first})")
+        return
+    targets = {k: v for k, v in (getattr(factory, "targets", None) or {}).items() if isinstance(v, Target)}
+    if not targets:
+        click.echo("\ntargets: read from the data when the dataset is built")
+        return
+    rows = [[t.name, t.units or "-", t.level, "yes" if t.extensive else "no", "yes" if t.usable else "no",
+             t.description] for t in targets.values()]
+    click.echo("\n" + table(rows, ["target", "units", "level", "extensive", "usable", "description"],
+                            widths=[None, None, None, None, None, 60]))
+    default = getattr(factory, "default_target", "")
+    if default:
+        click.echo(f"default target: {default}")
+
+
+@cli.command()
+@click.argument("name", shell_complete=_complete_component)
+@click.option("--kind", type=click.Choice(KINDS), help="Only the component of this kind (when kinds share a name).")
+def show(name: str, kind: str | None) -> int:
+    """A component's summary, kind, plugin, qualified name, citation and settings.
+
+    NAME is a component name (schnet) or a qualified one (molplat-schnet:schnet).
+    For a dataset it also lists every target with its units, level, whether it is
+    extensive and whether a model can learn it.
+    """
+    from molplat.plugins import close_match, get_plugin_manager
+
+    manager = get_plugin_manager()
+    found = [s for s in manager.find(name) if not kind or s.kind == kind]
+    if not found:
+        names = sorted({n for k in KINDS for n in manager.components(k)})
+        of_kind = f" of kind {kind}" if kind else ""
+        raise ValidationError(f"no component named {name!r}{of_kind}{close_match(name, names)} "
+                              f"(see `molplat list-plugins`)")
+    for position, spec in enumerate(found):
+        if position:
+            click.echo("")
+        click.echo(f"{spec.name}  ({spec.kind}, plugin {spec.plugin})")
+        click.echo(f"  qualified name: {spec.qualified_name}")
+        if spec.summary:
+            click.echo(f"  {spec.summary}")
+        if spec.accepts:
+            click.echo(f"  accepts representations: {', '.join(spec.accepts)}")
+        if spec.outputs:
+            click.echo(f"  outputs: {', '.join(spec.outputs)}")
+        click.echo(f"  cite: {spec.citation}" if spec.citation else "  cite: (no citation given)")
+        if spec.settings:
+            rows = [[s.name, s.type, "(required)" if s.required else repr(s.default), _allowed(s), s.help]
+                    for s in spec.settings]
+            click.echo("\n" + table(rows, ["setting", "type", "default", "allowed", "help"],
+                                    widths=[None, None, 30, 30, 60]))
+        else:
+            click.echo("  no settings")
+        if spec.kind == "dataset":
+            _dataset_targets(spec)
+    return EXIT_OK
+
+
+# -- validate, preprocess, run -----------------------------------------------------------------
+PIPELINE_ARGUMENT = click.argument("pipeline", type=click.Path(dir_okay=False))
+
+
+@cli.command()
+@PIPELINE_ARGUMENT
+def validate(pipeline: str) -> int:
+    """Check PIPELINE (a TOML file) without running anything: tables, keys, values, components."""
+    from molplat.pipeline.config import Pipeline
+
+    loaded = Pipeline.load(pipeline)
+    parts = [f"{t}={c.spec.name}" for t, c in loaded.components.items()]
+    click.echo(f"{pipeline}: valid ({', '.join(parts)})")
+    return EXIT_OK
+
+
+@cli.command()
+@PIPELINE_ARGUMENT
+def preprocess(pipeline: str) -> int:
+    """Validate PIPELINE, then featurise its whole dataset once into the store under [data] store.
+
+    Runs of the same dataset, representation and targets then read the store's
+    shards memory-mapped instead of featurising again. A store that is complete
+    and intact is left as it is.
+    """
+    from molplat.pipeline.config import Pipeline
+
+    loaded = Pipeline.load(pipeline)
+    if not loaded.data.get("store"):
+        raise ValidationError("[data] store: not set, so there is nothing to preprocess; add a [data] table with "
+                              "store = \"FOLDER\" (the featurised shards go there)", source=loaded.source)
+    from molplat.pipeline.prepare import build_dataset, open_or_build_store
+
+    dataset = build_dataset(loaded)
+    heads = loaded.heads(getattr(dataset, "targets", {}), getattr(dataset, "default_target", ""))
+    representation = loaded.components["representation"].build()
+    said: list[str] = []
+
+    def echo(message: str) -> None:
+        said.append(message)
+        click.echo(message)
+
+    progress = bool(loaded.components["trainer"].settings.get("progress_bar", True))
+    store = open_or_build_store(loaded, dataset, representation, heads, echo, progress)
+    labelled = int(store.labelled.sum())
+    state = "wrote" if said else "up to date:"
+    click.echo(f"{state} {store.folder} ({len(store)} structures, {labelled} with every target of "
+               f"{', '.join(heads.names)})")
+    return EXIT_OK
+
+
+def run_report(summary: dict[str, Any]) -> str:
+    """The tables `molplat run` ends with: metrics per target (with its units) and split, baselines, forces."""
+    regression: list[list[str]] = []
+    classification: list[list[str]] = []
+    for name, entry in summary.get("tasks", {}).items():
+        label = _with_units(name, entry.get("units"))
+        if entry.get("loss") == "bce" or "baseline_accuracy" in entry:
+            for split in ("val", "test"):
+                metrics = entry.get(split) or {}
+                classification.append([label, split, _number(metrics.get("accuracy")),
+                                       _number(metrics.get("roc_auc"))])
+            classification.append([label, "test, predicting the majority class",
+                                   _number(entry.get("baseline_accuracy")), ""])
+            continue
+        for split in ("val", "test"):
+            metrics = entry.get(split) or {}
+            regression.append([label, split, _number(metrics.get("mae")), _number(metrics.get("rmse")),
+                               _number(metrics.get("r2"))])
+        regression.append([label, f"test, predicting the {entry.get('baseline', 'training mean')}",
+                           _number(entry.get("baseline_mae")), "", ""])
+    forces = summary.get("forces")
+    if forces:
+        label = _with_units("forces", forces.get("units", FORCE_UNITS))
+        for split in ("val", "test"):
+            metrics = forces.get(split) or {}
+            regression.append([label, split, _number(metrics.get("mae")), _number(metrics.get("rmse")), ""])
+    parts = []
+    if regression:
+        parts.append(table(regression, ["target", "split", "MAE", "RMSE", "R²"],
+                           align=["left", "left", "right", "right", "right"]))
+    if classification:
+        parts.append(table(classification, ["target", "split", "accuracy", "ROC-AUC"],
+                           align=["left", "left", "right", "right"]))
+    return "\n\n".join(parts)
+
+
+@cli.command()
+@PIPELINE_ARGUMENT
+@click.option("--resume", metavar="RUN_DIR", type=click.Path(),
+              help="Continue the interrupted run in RUN_DIR from its last checkpoint (same pipeline).")
+def run(pipeline: str, resume: str | None) -> int:
+    """Validate PIPELINE, then run it: data, training, evaluation and the optional stages.
+
+    Ends with a table of metrics per target on the validation and test splits beside
+    the baseline, and the run directory it wrote.
+    """
+    from molplat.pipeline.config import Pipeline
+
+    loaded = Pipeline.load(pipeline)  # invalid input exits 2 before anything runs
+    from molplat.pipeline.runner import run_pipeline
+
+    try:
+        summary = run_pipeline(loaded, resume=resume, echo=click.echo)
+    except KeyboardInterrupt:  # before training (which reports its own interruption as a RunError)
+        if resume:
+            click.echo(f"\ninterrupted; continue with `molplat run {pipeline} --resume {resume}`", err=True)
+        else:
+            click.echo(f"\ninterrupted; if a run directory was printed above, continue with `molplat run "
+                       f"{pipeline} --resume RUN_DIR`; otherwise nothing was written", err=True)
         return EXIT_FAILED
+    click.echo("\n" + run_report(summary))
+    for message in summary.get("warnings") or []:
+        _warn(message)
+    click.echo(f"\nrun directory: {summary['run_dir']}")
+    return EXIT_OK
+
+
+# -- predict ------------------------------------------------------------------------------------
+@dataclass
+class Frame:
+    """One structure read from an input file, with the reference values the file carries."""
+
+    file: str
+    index: int
+    atoms: Any
+    structure: Any
+    reference: dict[str, float] = field(default_factory=dict)
+    atom_reference: dict[str, Any] = field(default_factory=dict)
+    reference_forces: Any = None
+
+    @property
+    def formula(self) -> str:
+        return self.atoms.get_chemical_formula()
+
+
+def _energy_head(heads: Any) -> Any:
+    """The head that is a potential energy in eV (ASE's energy): the first of a forces run, or one named energy."""
+    if heads.forces:
+        return heads.graph[0]
+    return next((h for h in heads.graph if h.name == "energy" and h.units == "eV"), None)
+
+
+def _finite_number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _attach_references(frame: Frame, heads: Any) -> None:
+    """Reference values in the input: ``info[TARGET]``, the calculator's energy and forces, ``arrays[TARGET]``."""
+    import numpy as np
+
+    atoms = frame.atoms
+    results = getattr(atoms.calc, "results", None) or {}
+    energy = _energy_head(heads)
+    for head in heads.graph:
+        value = atoms.info.get(head.name)
+        if value is None and energy is not None and head.name == energy.name:
+            value = results.get("energy")
+        number = _finite_number(value)
+        if number is not None:
+            frame.reference[head.name] = number
+    for head in heads.atom:
+        values = atoms.arrays.get(head.name)
+        if values is not None and np.shape(values) == (len(atoms),):
+            frame.atom_reference[head.name] = np.asarray(values, dtype=np.float64)
+    forces = results.get("forces", atoms.arrays.get("forces"))
+    if heads.forces and forces is not None and np.shape(forces) == (len(atoms), 3):
+        frame.reference_forces = np.asarray(forces, dtype=np.float64)
+
+
+def _read_frames(paths: Sequence[str], heads: Any) -> list[Frame]:
+    """Every structure of every file, each checked; a file or structure that cannot be used is one error line."""
+    import ase.io
+
+    from molplat.structure import Structure
+
+    frames: list[Frame] = []
+    for path in paths:
+        try:
+            images = ase.io.read(path, index=":")
+        except Exception as exc:  # ASE raises many types for unreadable files; each is the user's input
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ValidationError(f"{path}: ASE cannot read it ({type(exc).__name__}: {first[:200]}); pass an "
+                                  f"ASE-readable file such as .xyz, .extxyz or .cif") from None
+        if not isinstance(images, list):
+            images = [images]
+        if not images:
+            raise ValidationError(f"{path}: holds no structures; pass a file with at least one")
+        for index, atoms in enumerate(images):
+            if len(atoms) == 0:
+                raise ValidationError(f"{path}: structure {index} has no atoms; remove it from the file")
+            try:
+                structure = Structure.from_atoms(atoms, id=atoms.get_chemical_formula())
+            except ValueError as exc:
+                raise ValidationError(f"{path}: structure {index}: {exc}; fix or remove it") from None
+            frame = Frame(path, index, atoms, structure)
+            _attach_references(frame, heads)
+            frames.append(frame)
+    return frames
+
+
+@dataclass
+class Predictions:
+    """What the model predicted for each frame, by target; forces in eV/Å."""
+
+    heads: Any
+    graph: dict[str, Any]
+    atom: dict[str, list[Any]]
+    forces: list[Any] | None
+
+    @classmethod
+    def of(cls, result: dict[str, Any], heads: Any) -> "Predictions":
+        graph = {h.name: result["targets"][h.name]["values"] for h in heads.graph}
+        atom = {h.name: result["targets"][h.name]["values"] for h in heads.atom}
+        return cls(heads, graph, atom, result.get("forces"))
+
+
+def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _error(predicted: float, reference: float | None) -> list[str]:
+    if reference is None:
+        return ["", ""]
+    return [_full(reference), _full(predicted - reference)]
+
+
+def atoms_csv_path(output: Path) -> Path:
+    """Where per-atom predictions (atom targets, forces) of ``-o OUT.csv`` go: ``OUT.atoms.csv`` beside it."""
+    return output.with_name(output.stem + ".atoms.csv")
+
+
+def _write_csv(output: Path, frames: list[Frame], predictions: Predictions) -> list[Path]:
+    """OUT.csv: a row per structure and graph target; OUT.atoms.csv: a row per atom and per-atom quantity."""
+    from molplat.files import atomic_write_text
+
+    heads = predictions.heads
+    rows = []
+    for k, frame in enumerate(frames):
+        for head in heads.graph:
+            value = float(predictions.graph[head.name][k])
+            rows.append([frame.file, frame.index, frame.formula, head.name, head.units, _full(value),
+                         *_error(value, frame.reference.get(head.name))])
+    written = [atomic_write_text(output, _csv_text(["file", "index", "formula", "target", "units", "predicted",
+                                                    "reference", "error"], rows))]
+    if not heads.atom and predictions.forces is None:
+        return written
+    atom_rows = []
+    for k, frame in enumerate(frames):
+        for atom, z in enumerate(frame.structure.numbers):
+            base = [frame.file, frame.index, atom, frame.atoms[atom].symbol]
+            for head in heads.atom:
+                value = float(predictions.atom[head.name][k][atom])
+                known = frame.atom_reference.get(head.name)
+                atom_rows.append([*base, head.name, head.units, _full(value),
+                                  *_error(value, None if known is None else float(known[atom]))])
+            if predictions.forces is not None:
+                for axis, label in enumerate(("force_x", "force_y", "force_z")):
+                    value = float(predictions.forces[k][atom, axis])
+                    known = frame.reference_forces
+                    atom_rows.append([*base, label, FORCE_UNITS, _full(value),
+                                      *_error(value, None if known is None else float(known[atom, axis]))])
+    written.append(atomic_write_text(atoms_csv_path(output), _csv_text(
+        ["file", "index", "atom", "element", "quantity", "units", "predicted", "reference", "error"], atom_rows)))
+    return written
+
+
+def _write_extxyz(output: Path, frames: list[Frame], predictions: Predictions) -> list[Path]:
+    """The structures with their predictions: the energy and forces through a SinglePointCalculator
+    (``ase.io.read(OUT).get_potential_energy()``), other targets in ``info`` and ``arrays``."""
+    import ase.io
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from molplat.files import atomic_write_text
+
+    heads = predictions.heads
+    energy = _energy_head(heads)
+    images = []
+    for k, frame in enumerate(frames):
+        source = frame.atoms
+        atoms = Atoms(numbers=source.get_atomic_numbers(), positions=source.get_positions(),
+                      cell=source.get_cell(), pbc=source.get_pbc())
+        atoms.info["source"] = f"{frame.file}:{frame.index}"
+        results: dict[str, Any] = {}
+        for head in heads.graph:
+            value = float(predictions.graph[head.name][k])
+            if energy is not None and head.name == energy.name:
+                results["energy"] = value
+            if not (head.name == "energy" and "energy" in results):  # extxyz keeps one "energy"
+                atoms.info[head.name] = value
+        for head in heads.atom:
+            atoms.arrays[head.name] = predictions.atom[head.name][k].astype(float)
+        if predictions.forces is not None:
+            results["forces"] = predictions.forces[k].astype(float)
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        images.append(atoms)
+    text = io.StringIO()
+    ase.io.write(text, images, format="extxyz")
+    return [atomic_write_text(output, text.getvalue())]
+
+
+def _print_predictions(frames: list[Frame], predictions: Predictions) -> None:
+    import numpy as np
+
+    heads = predictions.heads
+    header = ["file", "index", "formula"] + [_with_units(h.name, h.units) for h in heads.graph]
+    rows = []
+    for k, frame in enumerate(frames):
+        row = [frame.file, str(frame.index), frame.formula]
+        row += [_full(predictions.graph[h.name][k]) for h in heads.graph]
+        if predictions.forces is not None:
+            row.append(_number(float(np.linalg.norm(predictions.forces[k], axis=1).max())))
+        rows.append(row)
+    if predictions.forces is not None:
+        header.append(_with_units("max |F|", FORCE_UNITS))
+    click.echo(table(rows, header))
+    per_atom = [h.name for h in heads.atom] + (["forces"] if predictions.forces is not None else [])
+    if per_atom:
+        click.echo(f"\nper-atom predictions ({', '.join(per_atom)}): write them with -o OUT.csv or -o OUT.extxyz")
+
+
+def reference_errors(frames: list[Frame], predictions: Predictions) -> list[list[str]]:
+    """MAE and RMSE against the reference values the input files carry: per target, and of the forces."""
+    import numpy as np
+
+    from molplat.metrics import regression_metrics, vector_metrics
+
+    heads = predictions.heads
+    rows = []
+    for head in heads.graph:
+        pairs = [(frame.reference[head.name], float(predictions.graph[head.name][k]))
+                 for k, frame in enumerate(frames) if head.name in frame.reference]
+        if pairs and not head.classification:
+            true, pred = np.array(pairs).T
+            m = regression_metrics(true, pred)
+            rows.append([_with_units(head.name, head.units), f"{len(pairs)} structures", _number(m["mae"]),
+                         _number(m["rmse"])])
+    for head in heads.atom:
+        known = [(frame.atom_reference[head.name], predictions.atom[head.name][k])
+                 for k, frame in enumerate(frames) if head.name in frame.atom_reference]
+        if known and not head.classification:
+            true, pred = np.concatenate([t for t, _ in known]), np.concatenate([p for _, p in known])
+            m = regression_metrics(true, pred)
+            rows.append([_with_units(head.name, head.units), f"{len(true)} atoms", _number(m["mae"]),
+                         _number(m["rmse"])])
+    if predictions.forces is not None:
+        known = [(frame.reference_forces, predictions.forces[k]) for k, frame in enumerate(frames)
+                 if frame.reference_forces is not None]
+        if known:
+            true, pred = np.concatenate([t for t, _ in known]), np.concatenate([p for _, p in known])
+            m = vector_metrics(true, pred)
+            rows.append([_with_units("forces", FORCE_UNITS), f"{len(true)} atoms", _number(m["mae"]),
+                         _number(m["rmse"])])
+    return rows
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the predictions to OUTPUT instead of printing a table: a .csv (a row per structure and "
+                   "target, every digit; per-atom targets and forces in OUTPUT.atoms.csv) or an .extxyz/.xyz "
+                   "(the structures with predicted energy, forces and targets, readable by ase.io.read).")
+@click.option("--checkpoint", default="best", show_default=True, shell_complete=_complete_checkpoint,
+              help="Which checkpoint: best, last, or the name of a file in RUN_DIR/checkpoints.")
+def predict(run_dir: str, files: tuple[str, ...], output: str | None, checkpoint: str) -> int:
+    """Predict with the trained run in RUN_DIR for every structure in FILES (any ASE-readable file).
+
+    Energy models also predict forces (eV/Å). When a file carries reference values
+    (extxyz energy= and forces, a calculator's results, or an info key named like a
+    target), the MAE and RMSE against them are printed.
+    """
+    out_format = None
+    if output is not None:
+        out_format = OUTPUT_FORMATS.get(Path(output).suffix.lower())
+        if out_format is None:
+            raise ValidationError(f"-o {output}: give a file ending in .csv, .extxyz or .xyz")
+    for path in files:
+        if not Path(path).is_file():
+            raise ValidationError(f"{path}: file not found")
+    from molplat.predict import TrainedModel
+
+    model = TrainedModel.from_run(run_dir, checkpoint=checkpoint)
+    heads = model.heads
+    frames = _read_frames(files, heads)
+    for path in dict.fromkeys(files):
+        mine = [f.structure for f in frames if f.file == path]
+        for message in model.check(mine, where=f"{path}: "):
+            _warn(f"{path}: {message}")
+    try:
+        with warnings.catch_warnings():  # the unseen-element warnings were printed above, per file
+            warnings.filterwarnings("ignore", message="elements .* never occurred in training")
+            result = model.predict([f.structure for f in frames], forces=True if heads.forces else None)
+    except MolplatError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RunError(f"predicting with {run_dir} failed: {type(exc).__name__}: {first[:300]}") from exc
+    predictions = Predictions.of(result, heads)
+    if out_format is None:
+        _print_predictions(frames, predictions)
+    else:
+        writer = _write_csv if out_format == "csv" else _write_extxyz
+        written = writer(Path(output), frames, predictions)
+        click.echo(f"wrote predictions for {len(frames)} structures to {', '.join(map(str, written))}")
+    errors = reference_errors(frames, predictions)
+    if errors:
+        click.echo("\nerrors against the reference values in the input:")
+        click.echo(table(errors, ["target", "compared", "MAE", "RMSE"], align=["left", "left", "right", "right"]))
+    return EXIT_OK
+
+
+# -- plugins: new-plugin and install -----------------------------------------------------------
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", required=True, type=click.Choice(KINDS), help="The kind of component the plugin provides.")
+@click.option("--dir", "directory", default=".", show_default=True, type=click.Path(),
+              help="Folder to create the plugin distribution in.")
+def new_plugin(name: str, kind: str, directory: str) -> int:
+    """Render a new, tested plugin distribution molplat-NAME of one kind from the template."""
+    from molplat.scaffold import new_plugin as render
+
+    render(name, kind=kind, directory=directory, echo=click.echo)
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--dry-run", is_flag=True, help="Print the pip command instead of running it.")
+@click.option("--upgrade", is_flag=True, help="Upgrade installed plugins to the newest release the catalog allows.")
+@click.option("--no-build-isolation", is_flag=True,
+              help="Build local plugins with the setuptools already installed (offline, faster).")
+def install(names: tuple[str, ...], dry_run: bool, upgrade: bool, no_build_isolation: bool) -> int:
+    """pip-install plugins from the catalog (registry.toml) by name; an unknown name installs nothing."""
+    from molplat.catalog import install as pip_install
+
+    return pip_install(list(names), dry_run=dry_run, upgrade=upgrade, build_isolation=not no_build_isolation)
 
 
 if __name__ == "__main__":  # pragma: no cover
