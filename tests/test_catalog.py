@@ -25,6 +25,12 @@ from molplat.resources import REGISTRY_ENV
 ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).parent / "plugin_fixtures" / "molplat-toy"
 
+
+def first_party() -> set[str]:
+    """Distributions this checkout ships (registry entries with a `path`): the only installed
+    plugins these tests may make claims about, since users install third-party ones beside them."""
+    return {e.distribution for e in catalog.load_catalog(ROOT / "registry.toml").entries.values() if e.path}
+
 ENTRY = """
 [plugins.{name}]
 distribution = "{dist}"
@@ -69,13 +75,14 @@ def test_every_plugin_folder_has_a_matching_entry():
     assert set(by_path) == {f.resolve() for f in folders}, "an entry's path names no plugins/ folder"
 
 
-def test_every_entry_lists_what_the_plugin_registers():
+def test_every_first_party_entry_lists_what_the_plugin_registers():
+    """Third-party entries describe releases on PyPI; whatever version a user installed may differ."""
     manager = PluginManager()
     for entry_ in catalog.load_catalog(ROOT / "registry.toml").entries.values():
-        info = manager.plugin(entry_.distribution)
-        if info is None:
-            assert entry_.path is None, f"first-party {entry_.distribution} is not installed in this environment"
+        if entry_.path is None:
             continue
+        info = manager.plugin(entry_.distribution)
+        assert info is not None, f"first-party {entry_.distribution} is not installed in this environment"
         assert info.status == "loaded", info.error
         assert {k: sorted(v) for k, v in entry_.components.items()} == \
                {k: sorted(v) for k, v in info.components.items()}, entry_.name
@@ -150,8 +157,9 @@ def test_available_table_and_kind_filter(mixed_registry, capsys):
     assert "not in catalog" in row["molplat-coremof"]
     assert "install one with `molplat install NAME`" in lines
     assert main(["list-plugins", "--available", "--kind", "dataset", "--json"]) == 0
-    names = {r["name"] for r in json.loads(capsys.readouterr().out)}
-    assert names == {"qm9", "molplat-coremof"}
+    rows = json.loads(capsys.readouterr().out)
+    assert all("dataset" in r["kinds"] for r in rows)
+    assert {r["name"] for r in rows if r["distribution"] in first_party()} == {"qm9", "molplat-coremof"}
 
 
 def test_available_imports_no_torch():
@@ -235,3 +243,67 @@ def test_real_install_into_a_throwaway_venv(tmp_path, overlay_venv):
     assert sorted(p.name for p in project_site.iterdir()) == before
     with pytest.raises(metadata.PackageNotFoundError):
         metadata.version("molplat-toy")
+
+
+# -- a third-party plugin beside the first-party ones ------------------------------------------
+THIRD_PARTY_PLUGIN = '''
+import molplat
+from molplat import ComponentSpec
+
+MOLPLAT_API = ">=1.0,<2"
+
+
+@molplat.hookimpl
+def molplat_datasets():
+    return [ComponentSpec(name="outside_points", kind="dataset", factory="molplat_outside.data:Points",
+                          summary="a dataset nobody at molplat ships")]
+
+
+@molplat.hookimpl
+def molplat_models():
+    return [ComponentSpec(name="outside_net", kind="model", factory="molplat_outside.model:Net",
+                          summary="a model nobody at molplat ships", accepts=("adjacency_list",),
+                          outputs=("property",))]
+'''
+THIRD_PARTY_PYPROJECT = '''
+[build-system]
+requires = ["setuptools>=77"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "molplat-outside"
+version = "2.0.0"
+
+[project.entry-points."molplat.plugins"]
+molplat-outside = "molplat_outside.plugin"
+'''
+
+
+def test_catalog_checks_pass_with_a_third_party_plugin_installed(tmp_path, overlay_venv):
+    """Users install plugins the catalog does not describe (or at other versions): the checks of
+    this file hold in such an environment too. They run here in a venv that has one."""
+    source = tmp_path / "molplat-outside"
+    (source / "molplat_outside").mkdir(parents=True)
+    (source / "pyproject.toml").write_text(THIRD_PARTY_PYPROJECT)
+    (source / "molplat_outside" / "__init__.py").write_text("")
+    (source / "molplat_outside" / "plugin.py").write_text(THIRD_PARTY_PLUGIN)
+    python = overlay_venv(tmp_path / "venv")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "MOLPLAT_DISABLE_PLUGINS", REGISTRY_ENV, "PYTEST_ADDOPTS")}
+    env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+
+    def run(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([str(python), *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                              timeout=timeout)
+
+    proc = run("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run("-m", "molplat.cli", "list-plugins", "--json")
+    plugins = {p["name"]: p for p in json.loads(proc.stdout)}
+    assert plugins["molplat-outside"]["status"] == "loaded"
+    assert plugins["molplat-outside"]["components"] == {"dataset": ["outside_points"], "model": ["outside_net"]}
+
+    proc = run("-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider",
+               "-k", "not third_party_plugin_installed", timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout

@@ -60,7 +60,7 @@ def test_the_tutorial_runs_as_written(tmp_path, overlay_venv):
     assert re.search(r"\d+ passed", output) and not re.search(r"\d+ failed", output)
     assert re.search(r"molplat-my-model\s+0\.1\.0\s+loaded\s+model: my_model", output)
     assert "readout" in output  # molplat show lists the setting the tutorial added
-    assert "gap [eV]" in output and list(work.glob("molplat-my-model/runs/pipeline-*/summary.json"))
+    assert "gap [eV]" in output and list(work.glob("molplat-my-model/examples/runs/pipeline-*/summary.json"))
     assert re.search(r"my-model\s+molplat-my-model\s+0\.1\.0\s+0\.1\.0\s+installed\s+model: my_model", output)
 
 

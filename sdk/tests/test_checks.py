@@ -12,7 +12,8 @@ from molplat_sdk.checks import common, dataset, model, representation, stages
 from molplat_sdk.context import context_copy
 from molplat_sdk.structures import tiny_structures
 
-MODEL_SETTINGS = (Setting("cutoff", "float", 4.0, "radius in Å"),)
+MODEL_SETTINGS = (Setting("cutoff", "float", 4.0, "radius in Å", minimum=0.1, maximum=20.0),)
+ATOM_OUTPUTS = ("property", "energy", "forces", "atom_property")
 
 
 def model_spec(factory: str, outputs=("property", "energy", "forces")) -> ComponentSpec:
@@ -21,9 +22,11 @@ def model_spec(factory: str, outputs=("property", "energy", "forces")) -> Compon
                          plugin="molplat-sdk-tests")
 
 
-def case(factory: str, manager) -> model.ModelCase:
-    rep = manager.components("representation")["adjacency_list"]
-    return model.ModelCase(model_spec(factory), {"cutoff": 4.0}, rep, {"cutoff": 4.0, "max_neighbors": None})
+def case(factory: str, manager, outputs=("property", "energy", "forces"),
+         rep: str = "adjacency_list") -> model.ModelCase:
+    rep_spec = manager.get("representation", rep)
+    rep_settings = {"cutoff": 4.0} if rep_spec.setting("cutoff") else {}
+    return model.ModelCase(model_spec(factory, outputs), {"cutoff": 4.0}, rep_spec, rep_settings)
 
 
 def run_all_model_checks(c: model.ModelCase) -> None:
@@ -32,11 +35,19 @@ def run_all_model_checks(c: model.ModelCase) -> None:
     model.check_gradients(c, structures)
     model.check_invariance(c, structures, np.random.default_rng(0))
     model.check_forces(c, structures, np.random.default_rng(1))
+    model.check_cutoff_continuity(c)
+    model.check_train_mode_independence(c, structures)
     model.check_state_dict_round_trip(c, structures)
 
 
 def test_a_sound_model_passes(molplat_manager):
     run_all_model_checks(case("broken:_Base", molplat_manager))
+
+
+def test_a_sound_model_with_a_per_atom_head_passes(molplat_manager):
+    c = case("molplat_sdk.toy_components:ToyPairModel", molplat_manager, ATOM_OUTPUTS)
+    assert c.heads.n_graph == model.N_OUTPUTS and c.heads.n_atom == 1
+    run_all_model_checks(c)
 
 
 @pytest.mark.parametrize("factory, message", [
@@ -47,6 +58,9 @@ def test_a_sound_model_passes(molplat_manager):
     ("broken:DetachesPartOfTheEnergy", "numerical energy derivative"),
     ("broken:KeepsStateOutsideTheStateDict", "predicts differently"),
     ("broken:WrongShape", "has shape \\[5, 1\\]"),
+    ("broken:NormalisesOverTheBatch", "in training mode, the (energy|forces) of .* depends? on the other structures"),
+    ("broken:CutoffBeyondTheRepresentation", "energy jumps by .*cutoff of 4.0 Å \\(the model's own cutoff, 5.0 Å"),
+    ("broken:CountsNeighbours", "energy jumps by .* across the representation's cutoff"),
 ])
 def test_a_broken_model_is_caught_with_a_fix(molplat_manager, factory, message):
     with pytest.raises(ConformanceError, match=message) as caught:
@@ -54,22 +68,81 @@ def test_a_broken_model_is_caught_with_a_fix(molplat_manager, factory, message):
     assert "fix:" in str(caught.value) and "subject" in str(caught.value)
 
 
+def test_batch_norm_passes_in_eval_mode_and_fails_only_in_training_mode(molplat_manager):
+    c = case("broken:NormalisesOverTheBatch", molplat_manager)
+    model.check_forward(c, tiny_structures())  # eval mode: running statistics, independent of the batch
+    with pytest.raises(ConformanceError, match="fix: normalise per structure"):
+        model.check_train_mode_independence(c, tiny_structures())
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("broken:AtomYFromPlaceInStructure", "per-atom predictions change when the atoms are reordered"),
+    ("broken:AtomYFromAbsoluteZ", "per-atom predictions change under a rotation"),
+    ("broken:AtomYPerStructure", "output 'atom_y' has shape \\[5, 1\\] .* expected \\[27, 1\\]"),
+    ("broken:_Base", "declares outputs 'atom_property' but returns no 'atom_y'|n_atom_outputs"),
+])
+def test_a_broken_per_atom_head_is_caught(molplat_manager, factory, message):
+    with pytest.raises(ConformanceError, match=message):
+        run_all_model_checks(case(factory, molplat_manager, ATOM_OUTPUTS))
+
+
+def test_float64_checks_see_an_unrounded_batch(molplat_manager):
+    """A representation that rounds to float32 is named; the model checks never round (edge shifts included)."""
+    rep = rep_spec("broken:CollatesInFloat32")
+    with pytest.raises(ConformanceError, match="collate returns .*'edge_shift': 'float32'"):
+        representation.check_float64(rep, rep.build(cutoff=4.0), tiny_structures())
+    c = model.ModelCase(model_spec("broken:_Base"), {"cutoff": 4.0}, rep, {"cutoff": 4.0})
+    with pytest.raises(ConformanceError, match="representation 'subject' collates .* not float64"):
+        model.check_forces(c, tiny_structures(), np.random.default_rng(1))
+    sound = case("broken:_Base", molplat_manager)
+    batch = sound.batch(tiny_structures(), model.torch.float64)
+    assert {str(v.dtype) for v in batch.values() if isinstance(v, model.torch.Tensor) and v.is_floating_point()} \
+        == {"torch.float64"}
+
+
+@pytest.mark.parametrize("name", ["adjacency_list", "adjacency_matrix", "point_cloud"])
+def test_the_core_representations_collate_in_float64(molplat_manager, name):
+    spec = molplat_manager.get("representation", name)
+    representation.check_float64(spec, spec.build(), tiny_structures())
+
+
+def test_the_cutoff_check_applies_to_energy_models_on_neighbour_lists(molplat_manager):
+    assert model.cutoff_skip_reason(case("broken:_Base", molplat_manager)) is None
+    assert "no energy" in model.cutoff_skip_reason(case("broken:_Base", molplat_manager, ("property",)))
+    assert "no neighbour list" in model.cutoff_skip_reason(case("broken:_Base", molplat_manager, rep="point_cloud"))
+
+
 def dataset_spec(factory: str) -> ComponentSpec:
     return ComponentSpec(name="subject", kind="dataset", factory=factory, summary="a dataset under test",
                          plugin="molplat-sdk-tests")
 
 
+def run_all_dataset_checks(spec: ComponentSpec, data, settings=None) -> None:
+    dataset.check_structures(spec, data)
+    dataset.check_unique_ids(spec, data)
+    dataset.check_targets(spec, data)
+    dataset.check_reproducible(spec, data, settings or {})
+    dataset.check_splits(spec, data)
+
+
 @pytest.mark.parametrize("factory, message", [
     ("broken:NaNTargets", "non-finite target values"),
     ("broken:NoUnits", "has no units"),
-    ("broken:ChargesAsNumbers", "outside 1..118"),
+    # Structure refuses atomic number 0 while the dataset reads it: reported, not a traceback
+    ("broken:ChargesAsNumbers", "reading structure 0 fails: ValueError: structure 'emt-000': atomic numbers \\[0\\] "
+                                "are outside 1..118"),
+    ("broken:Unseeded", "built twice with \\{\\}, structure 0 differs"),
+    ("broken:DuplicateIds", "structures 0 and 1 share the id 'emt-0'"),
+    ("broken:UnfilledPositions", "structure 0 \\('emt-000'\\): atoms 0 and 1 are 0 Å apart, closer than 0.1 Å"),
+    ("broken:AtomOnAnotherImage", "structure 5 \\('emt-005'\\): atoms 0 and 1 \\(periodic image \\[-1, 0, 0\\]\\) "
+                                  "are .* Å apart"),
 ])
 def test_a_broken_dataset_is_caught(factory, message):
     spec = dataset_spec(factory)
     data = dataset.build_offline(spec, {})
-    with pytest.raises(ConformanceError, match=message):
-        dataset.check_structures(spec, data)
-        dataset.check_targets(spec, data)
+    with pytest.raises(ConformanceError, match=message) as caught:
+        run_all_dataset_checks(spec, data)
+    assert "fix:" in str(caught.value)
 
 
 def test_a_dataset_that_downloads_fails_offline():
@@ -80,10 +153,7 @@ def test_a_dataset_that_downloads_fails_offline():
 
 def test_the_toy_dataset_passes():
     spec = dataset_spec("molplat_sdk.toy_components:ToyEMTDataset")
-    data = dataset.build_offline(spec, {})
-    dataset.check_structures(spec, data)
-    dataset.check_targets(spec, data)
-    dataset.check_splits(spec, data)
+    run_all_dataset_checks(spec, dataset.build_offline(spec, {"size": 12}), {"size": 12})
 
 
 def rep_spec(factory: str) -> ComponentSpec:
@@ -125,6 +195,95 @@ def test_settings_the_factory_does_not_take_are_caught():
         common.check_settings_defaults(spec)
 
 
+@pytest.mark.parametrize("setting, missing", [
+    (Setting("cutoff", "float", 5.0, "radius in Å", minimum=0.1), "'cutoff' \\(no maximum\\)"),
+    (Setting("num_threads", "int", 0, "torch threads"), "'num_threads' \\(no minimum and no maximum\\)"),
+    (Setting("widths", "list[int]", [8], "layer widths", maximum=1024), "'widths' \\(no minimum\\)"),
+])
+def test_a_numeric_setting_without_bounds_is_named(setting, missing):
+    spec = ComponentSpec(name="subject", kind="representation", factory="broken:ForgetsEdgeOffsets", summary="x",
+                         settings=(setting, Setting("name", "str", "a", "not a number")), plugin="molplat-sdk-tests")
+    with pytest.raises(ConformanceError, match=f"numeric settings without both bounds: {missing}\n") as caught:
+        common.check_bounded(spec)
+    assert f"fix: give Setting({setting.name!r}, ...) minimum= and maximum= (or choices=)" in str(caught.value)
+
+
+def test_choices_bound_a_number():
+    spec = ComponentSpec(name="subject", kind="model", factory="broken:_Base", summary="x", plugin="molplat-sdk-tests",
+                         settings=(Setting("layers", "int", 2, "depth", choices=(1, 2, 3)),))
+    common.check_bounded(spec)
+
+
+LEAKY_PLUGIN = {
+    "__init__.py": "",
+    "plugin.py": "import molplat\nfrom molplat.specs import ComponentSpec, Setting\nfrom molplat import hookimpl\n",
+    "backend.py": ("from molplat.training.lightning import fit_with_lightning\n"
+                   "from molplat import pipeline, training\n"
+                   "import molplat.training.data as data\n"
+                   "from molplat.training import FitResult\n"),
+    "deep/__init__.py": "",
+    "deep/runner.py": "def run(context):\n    from molplat.pipeline.runner import RunContext\n",
+}
+
+
+def test_imports_of_molplat_internals_are_named_with_file_line_and_alternative(tmp_path, monkeypatch):
+    package = tmp_path / "molplat_leaky"
+    for name, text in LEAKY_PLUGIN.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = ComponentSpec(name="subject", kind="trainer_backend", factory="molplat_leaky.backend:Backend",
+                         summary="x", plugin="molplat-leaky")
+    with pytest.raises(ConformanceError) as caught:
+        common.check_public_surface(spec, "molplat_leaky.plugin")
+    text = str(caught.value)
+    backend, runner = package / "backend.py", package / "deep" / "runner.py"
+    assert f"{backend}:1 imports molplat.training.lightning (use molplat.training (TrainingJob, FitResult, " \
+           "fit_with_lightning))" in text
+    assert f"{backend}:2 imports molplat.pipeline (use molplat.load_pipeline" in text
+    assert f"{backend}:3 imports molplat.training.data (use molplat.data (Sample, SampleCollator" in text
+    assert f"{runner}:2 imports molplat.pipeline.runner (use molplat.results (RunContext" in text
+    assert "plugin.py" not in text and ":4 " not in text  # molplat, molplat.specs and molplat.training are public
+    assert "fix: import from the public module" in text
+
+
+def test_scanning_a_plugin_imports_none_of_it(tmp_path, monkeypatch):
+    package = tmp_path / "molplat_exploding"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    (package / "plugin.py").write_text("from molplat.specs import ComponentSpec\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = ComponentSpec(name="subject", kind="model", factory="molplat_exploding.model:M", summary="x",
+                         plugin="molplat-exploding")
+    common.check_public_surface(spec, "molplat_exploding.plugin")
+
+
+def first_party_components(manager) -> list[ComponentSpec]:
+    """Every component of the core, the SDK's toys and the plugins this checkout ships (registry.toml `path`)."""
+    import tomllib
+
+    registry = tomllib.loads((Path(__file__).resolve().parents[2] / "registry.toml").read_text())
+    ours = {e["distribution"] for e in registry["plugins"].values() if "path" in e} | {"molplat", "molplat-sdk-toys"}
+    return [manager.get(kind, f"{info.name}:{name}") for info in manager.plugins if info.name in ours
+            for kind, names in info.components.items() for name in names]
+
+
+def test_every_first_party_component_has_bounded_settings_and_public_imports(molplat_manager):
+    components = first_party_components(molplat_manager)
+    assert {"molplat", "molplat-sdk-toys"} < {c.plugin for c in components}
+    problems = []
+    for spec in components:
+        checks = [common.check_bounded]
+        if spec.plugin != "molplat":
+            checks.append(lambda s: common.check_public_surface(s, molplat_manager.plugin(s.plugin).module))
+        for check in checks:
+            try:
+                check(spec)
+            except ConformanceError as exc:
+                problems.append(str(exc))
+    assert not problems, "\n".join(problems)
+
+
 def test_a_misspelt_test_setting_is_named():
     spec = model_spec("broken:_Base")
     with pytest.raises(ConformanceError, match="'cutof'.*does not declare"):
@@ -139,6 +298,24 @@ def test_a_broken_explainer_is_caught(toy_run_context, tmp_path: Path, factory, 
     spec = ComponentSpec(name="subject", kind="explainer", factory=factory, summary="x", plugin="molplat-sdk-tests")
     with pytest.raises(ConformanceError, match=message):
         stages.check_stage(spec, {}, context_copy(toy_run_context, tmp_path / "run"))
+
+
+def test_a_backend_whose_checkpoints_molplat_cannot_read_is_caught(tmp_path):
+    spec = ComponentSpec(name="subject", kind="trainer_backend", factory="broken:SavesPlainTorchCheckpoints",
+                         summary="x", plugin="molplat-sdk-tests")
+    with pytest.raises(ConformanceError, match="molplat cannot read FitResult.best_checkpoint: .*not a molplat "
+                                               "checkpoint \\(no 'molplat' section") as caught:
+        stages.check_trainer_backend(spec, {}, tmp_path)
+    assert "fix: write checkpoints with molplat.rundir.write_checkpoint" in str(caught.value)
+    assert "molplat.training.fit_with_lightning" in str(caught.value)
+
+
+def test_the_cpu_backend_fits_a_real_training_job(molplat_manager, tmp_path):
+    spec = molplat_manager.get("trainer_backend", "cpu")
+    settings = common.settings_for(spec, {"max_epochs": 2, "progress_bar": False, "batch_size": 8})
+    stages.check_trainer_backend(spec, settings, tmp_path)
+    job = stages.toy_job(tmp_path / "again")
+    assert job.heads.forces and job.statistics.forces_rms > 0 and job.statistics.targets["energy"].references
 
 
 def test_the_toy_run_trained_a_model_with_forces(toy_run_context):

@@ -20,13 +20,13 @@ MOLPLAT_API = ">=1.0,<2"
 def molplat_models():
     return [ComponentSpec(name="tilted", kind="model", factory="molplat_tilted.model:Tilted",
                           summary="a model that depends on the absolute z coordinate",
-                          settings=(Setting("cutoff", "float", 4.0, "radius in Å"),),
+                          settings=(Setting("cutoff", "float", 4.0, "radius in Å", minimum=0.1, maximum=20.0),),
                           accepts=("adjacency_list",), outputs=("property",))]
 '''
 
 MODEL_PY = '''
 import torch
-from molplat.models.base import AtomisticModel, ModelOutput
+from molplat.models import AtomisticModel, ModelOutput
 
 
 class Tilted(AtomisticModel):

@@ -5,9 +5,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from molplat.pipeline.config import Pipeline
-from molplat.pipeline.runner import RunContext
+import molplat
 from molplat.plugins import PluginManager
+from molplat.results import RunContext
 
 from molplat_sdk import toys
 
@@ -37,7 +37,7 @@ def train_toy_context(output_dir: Path, manager: PluginManager | None = None) ->
     """Run the toy pipeline and hand back what the optional stages receive."""
     from molplat.predict import TrainedModel
 
-    pipeline = Pipeline.load(toy_pipeline(output_dir), manager=manager or sdk_manager())
+    pipeline = molplat.load_pipeline(toy_pipeline(output_dir), manager=manager or sdk_manager())
     summary = pipeline.run(echo=lambda message: None)
     run_dir = Path(summary["run_dir"])
     dataset = pipeline.components["dataset"].build()

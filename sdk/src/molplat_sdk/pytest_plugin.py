@@ -41,7 +41,21 @@ def _plugin_components(cls: Any, kinds: tuple[str, ...]) -> list[Any]:
                                 f"(installed: {installed}); set it to the distribution name and `pip install -e .`")
     if info.status != "loaded":
         raise pytest.UsageError(f"plugin {cls.plugin!r} is {info.status}: {info.error}")
-    return [manager.components(kind)[name] for kind in kinds for name in info.components.get(kind, [])]
+    # qualified names (DISTRIBUTION:NAME): unambiguous even when another plugin registers the same name
+    return [manager.get(kind, f"{info.name}:{name}") for kind in kinds for name in info.components.get(kind, [])]
+
+
+def _representations(spec: Any) -> list[Any]:
+    """The installed representations a model accepts (by bare or qualified name)."""
+    from molplat.errors import ValidationError
+
+    found = []
+    for name in spec.accepts:
+        try:
+            found.append(_manager().get("representation", name))
+        except ValidationError:
+            continue  # not installed, or ambiguous: check_spec reports accepts that name nothing usable
+    return found
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -55,9 +69,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         specs = [s for s in specs if when(s)]
     not_applicable = [pytest.param(None, marks=pytest.mark.molplat_not_applicable, id="not-applicable")]
     if "model_case" in metafunc.fixturenames:
-        reps = _manager().components("representation")
-        cases = [(spec, rep) for spec in specs for rep in spec.accepts if rep in reps]
-        metafunc.parametrize("model_case", [pytest.param(c, id=f"{c[0].name}-{c[1]}") for c in cases]
+        cases = [(spec, rep) for spec in specs for rep in _representations(spec)]
+        metafunc.parametrize("model_case", [pytest.param(c, id=f"{c[0].name}-{c[1].name}") for c in cases]
                              or not_applicable, indirect=True)
     elif "component" in metafunc.fixturenames:
         metafunc.parametrize("component", [pytest.param(s, id=s.name) for s in specs] or not_applicable)
@@ -125,11 +138,10 @@ def model_case(request: pytest.FixtureRequest, molplat_settings: dict[str, dict[
     from molplat_sdk.checks.common import settings_for
     from molplat_sdk.checks.model import ModelCase
 
-    spec, rep_name = request.param
+    spec, rep_spec = request.param
     overrides = molplat_settings
     settings = settings_for(spec, overrides.get(spec.name))
-    rep_spec = _manager().components("representation")[rep_name]
-    rep_settings = dict(overrides.get(rep_name, {}))
+    rep_settings = dict(overrides.get(rep_spec.name, {}))
     if "cutoff" in settings and rep_spec.setting("cutoff") is not None:
         rep_settings.setdefault("cutoff", settings["cutoff"])
     return ModelCase(spec, settings, rep_spec, settings_for(rep_spec, rep_settings))

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+import pytest
 
+from molplat.plugins import CORE_PLUGIN
 from molplat.specs import KINDS, ComponentSpec
 
 from molplat_sdk.checks import common, dataset, model, representation, stages
@@ -36,6 +38,10 @@ def _predicts_forces(spec: ComponentSpec) -> bool:
     return "forces" in spec.outputs
 
 
+def _predicts_energy(spec: ComponentSpec) -> bool:
+    return "energy" in spec.outputs
+
+
 def _builds_neighbors(spec: ComponentSpec) -> bool:
     return hasattr(spec.load(), "neighbor_pairs")
 
@@ -52,7 +58,18 @@ class PluginConformance:
     # -- every kind ---------------------------------------------------------------------------
     @applies_to(*KINDS)
     def test_spec_is_well_formed(self, component: ComponentSpec, molplat_manager: Any) -> None:
-        common.check_spec(component, set(molplat_manager.components("representation")))
+        representations = molplat_manager.components("representation")
+        common.check_spec(component, set(representations) | {s.name for s in representations.values()})
+
+    @applies_to(*KINDS)
+    def test_numeric_settings_are_bounded(self, component: ComponentSpec) -> None:
+        common.check_bounded(component)
+
+    @applies_to(*KINDS)
+    def test_imports_only_the_public_surface(self, component: ComponentSpec, molplat_manager: Any) -> None:
+        if component.plugin == CORE_PLUGIN:
+            pytest.skip("the core is molplat itself")
+        common.check_public_surface(component, molplat_manager.plugin(component.plugin).module)
 
     @applies_to(*KINDS)
     def test_factory_is_imported_lazily(self, component: ComponentSpec, molplat_manager: Any) -> None:
@@ -84,6 +101,18 @@ class PluginConformance:
     def test_model_forces(self, model_case: model.ModelCase, tiny_structures: list) -> None:
         model.check_forces(model_case, tiny_structures, np.random.default_rng(1))
 
+    @applies_to("model", when=_predicts_energy)
+    def test_model_energy_is_continuous_at_the_cutoff(self, model_case: model.ModelCase) -> None:
+        reason = model.cutoff_skip_reason(model_case)
+        if reason:
+            pytest.skip(reason)
+        model.check_cutoff_continuity(model_case)
+
+    @applies_to("model", when=_predicts_forces)
+    def test_model_is_batch_independent_in_training_mode(self, model_case: model.ModelCase,
+                                                         tiny_structures: list) -> None:
+        model.check_train_mode_independence(model_case, tiny_structures)
+
     @applies_to("model")
     def test_model_state_dict_round_trip(self, model_case: model.ModelCase, tiny_structures: list) -> None:
         model.check_state_dict_round_trip(model_case, tiny_structures)
@@ -102,6 +131,16 @@ class PluginConformance:
         dataset.check_targets(component, built_dataset)
 
     @applies_to("dataset")
+    def test_dataset_ids_are_unique(self, component: ComponentSpec, built_dataset: Any) -> None:
+        dataset.check_unique_ids(component, built_dataset)
+
+    @applies_to("dataset")
+    def test_dataset_is_reproducible(self, component: ComponentSpec, built_dataset: Any,
+                                     molplat_settings: dict) -> None:
+        settings = common.settings_for(component, molplat_settings.get(component.name))
+        dataset.check_reproducible(component, built_dataset, settings)
+
+    @applies_to("dataset")
     def test_dataset_splits_are_disjoint_and_seeded(self, component: ComponentSpec, built_dataset: Any) -> None:
         dataset.check_splits(component, built_dataset)
 
@@ -111,6 +150,12 @@ class PluginConformance:
                                                         molplat_settings: dict) -> None:
         rep = component.build(**common.settings_for(component, molplat_settings.get(component.name)))
         representation.check_collate(component, rep, tiny_structures)
+
+    @applies_to("representation")
+    def test_representation_collates_in_float64(self, component: ComponentSpec, tiny_structures: list,
+                                                molplat_settings: dict) -> None:
+        rep = component.build(**common.settings_for(component, molplat_settings.get(component.name)))
+        representation.check_float64(component, rep, tiny_structures)
 
     @applies_to("representation", when=_builds_neighbors)
     def test_representation_neighbors_match_brute_force(self, component: ComponentSpec, tiny_structures: list,

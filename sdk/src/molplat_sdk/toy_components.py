@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from molplat.data.dataset import Dataset
-from molplat.models.base import AtomisticModel, ModelOutput
+from molplat.data import Dataset
+from molplat.models import AtomisticModel, ModelOutput
 from molplat.representations.adjacency_list import edge_vectors
 from molplat.structure import Structure, Target
 
@@ -64,14 +64,16 @@ class ToyEMTDataset(Dataset):
 
 
 class ToyPairModel(AtomisticModel):
-    """One round of distance-filtered messages, then a per-atom MLP summed per structure."""
+    """One round of distance-filtered messages, then a per-atom MLP summed per structure
+    (and, with ``n_atom_outputs``, a second per-atom MLP for per-atom targets)."""
 
     accepts = ("adjacency_list",)
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 16, num_rbf: int = 16, cutoff: float = 4.0,
-                 max_atomic_number: int = 100) -> None:
+                 max_atomic_number: int = 100, n_atom_outputs: int = 0) -> None:
         super().__init__(n_outputs)
         self.cutoff = cutoff
+        self.n_atom_outputs = n_atom_outputs
         self.embedding = nn.Embedding(max_atomic_number + 1, hidden_channels)
         self.register_buffer("centers", torch.linspace(0.0, cutoff, num_rbf))
         self.gamma = float((num_rbf / cutoff) ** 2)
@@ -80,17 +82,22 @@ class ToyPairModel(AtomisticModel):
         self.update = nn.Linear(hidden_channels, hidden_channels)
         self.readout = nn.Sequential(nn.Linear(hidden_channels, hidden_channels), nn.SiLU(),
                                      nn.Linear(hidden_channels, n_outputs))
+        self.atom_readout = nn.Linear(hidden_channels, n_atom_outputs) if n_atom_outputs else None
 
     def forward(self, batch) -> ModelOutput:
         i, j = batch.edge_index
         distance = edge_vectors(batch).norm(dim=-1)
         envelope = 0.5 * (torch.cos(torch.pi * distance / self.cutoff) + 1.0) * (distance < self.cutoff)
-        rbf = torch.exp(-self.gamma * (distance[:, None] - self.centers) ** 2) * envelope[:, None]
+        rbf = torch.exp(-self.gamma * (distance[:, None] - self.centers) ** 2)
         h = self.embedding(batch.numbers)
-        messages = self.filter(rbf) * h[j]
+        # the envelope multiplies the filter's output, not its input: filter(0) is not 0
+        messages = self.filter(rbf) * envelope[:, None] * h[j]
         h = h + self.update(torch.zeros_like(h).index_add(0, i, messages))
         per_atom = self.readout(h)
         graph = batch.atom_graph_index()
         y = torch.zeros(batch.num_graphs, self.n_outputs, dtype=h.dtype, device=h.device).index_add(0, graph, per_atom)
         pooled = torch.zeros(batch.num_graphs, h.shape[1], dtype=h.dtype, device=h.device).index_add(0, graph, h)
-        return ModelOutput(y=y, atom_embedding=h, graph_embedding=pooled)
+        out = ModelOutput(y=y, atom_embedding=h, graph_embedding=pooled)
+        if self.atom_readout is not None:
+            out["atom_y"] = self.atom_readout(h)
+        return out

@@ -19,8 +19,8 @@ def molplat_datasets() -> list[ComponentSpec]:
     return [ComponentSpec(
         name=TOY_DATASET, kind="dataset", factory="molplat_sdk.toy_components:ToyEMTDataset",
         summary="SDK toy data: EMT energies and forces of rattled Cu/Ni clusters and cells",
-        settings=(Setting("size", "int", 48, "number of structures", minimum=6),
-                  Setting("seed", "int", 0, "seed of the random structures")),
+        settings=(Setting("size", "int", 48, "number of structures", minimum=6, maximum=1000),
+                  Setting("seed", "int", 0, "seed of the random structures", minimum=0, maximum=2**32 - 1)),
     )]
 
 
@@ -29,9 +29,9 @@ def molplat_models() -> list[ComponentSpec]:
     return [ComponentSpec(
         name=TOY_MODEL, kind="model", factory="molplat_sdk.toy_components:ToyPairModel",
         summary="SDK toy model: one distance-filtered message round",
-        settings=(Setting("hidden_channels", "int", 16, "feature size", minimum=1),
-                  Setting("num_rbf", "int", 16, "Gaussians per distance", minimum=1),
-                  Setting("cutoff", "float", 4.0, "radius in Å", minimum=0.1),
-                  Setting("max_atomic_number", "int", 100, "largest element", minimum=1)),
-        accepts=("adjacency_list",), outputs=("property", "energy", "forces"),
+        settings=(Setting("hidden_channels", "int", 16, "feature size", minimum=1, maximum=1024),
+                  Setting("num_rbf", "int", 16, "Gaussians per distance", minimum=1, maximum=256),
+                  Setting("cutoff", "float", 4.0, "radius in Å", minimum=0.1, maximum=20.0),
+                  Setting("max_atomic_number", "int", 100, "largest element", minimum=1, maximum=118)),
+        accepts=("adjacency_list",), outputs=("property", "energy", "forces", "atom_property"),
     )]

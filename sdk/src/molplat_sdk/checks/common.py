@@ -9,12 +9,15 @@ import sys
 from functools import lru_cache
 from typing import Any
 
-from molplat.specs import ComponentSpec
+from molplat.specs import ComponentSpec, Setting
 
+from molplat_sdk.checks import surface
 from molplat_sdk.errors import ConformanceError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-MODEL_OUTPUTS = {"property", "energy", "forces"}
+MODEL_OUTPUTS = {"property", "energy", "forces", "atom_property"}
+#: what the core passes a model factory besides its settings (molplat.models.build_model)
+CORE_MODEL_ARGUMENTS = {"n_outputs", "n_atom_outputs", "heads", "statistics"}
 
 
 def label(spec: ComponentSpec) -> str:
@@ -67,6 +70,42 @@ def check_spec(spec: ComponentSpec, known_representations: set[str]) -> None:
                                    "declare outputs=('property',) or ('property', 'energy', 'forces')")
 
 
+def check_bounded(spec: ComponentSpec) -> None:
+    """Every numeric setting has both bounds (or choices): `cutoff = 1e6` hangs featurisation and
+    `num_threads = 5000` crashes, so validation must be able to refuse them."""
+    unbounded = [s for s in spec.settings if not s.bounded]
+    if not unbounded:
+        return
+    described = ", ".join(f"{s.name!r} ({_missing_bounds(s)})" for s in unbounded)
+    first = unbounded[0]
+    raise ConformanceError(label(spec), f"numeric settings without both bounds: {described}",
+                           f"give Setting({first.name!r}, ...) minimum= and maximum= (or choices=), the largest "
+                           "value that still makes sense: validation then refuses values that hang or crash a run")
+
+
+def _missing_bounds(setting: Setting) -> str:
+    missing = [name for name, value in (("minimum", setting.minimum), ("maximum", setting.maximum)) if value is None]
+    return "no " + " and no ".join(missing)
+
+
+@lru_cache(maxsize=None)
+def _private_imports(plugin_module: str) -> tuple[surface.PrivateImport, ...]:
+    return tuple(surface.private_imports(surface.package_files(plugin_module)))
+
+
+def check_public_surface(spec: ComponentSpec, plugin_module: str) -> None:
+    """The plugin's package imports only molplat.PUBLIC_MODULES (read with ast, never imported)."""
+    found = _private_imports(plugin_module)
+    if not found:
+        return
+    lines = "; ".join(f"{p.file}:{p.line} imports {p.module} (use {p.alternative})" for p in found[:5])
+    more = f"; and {len(found) - 5} more" if len(found) > 5 else ""
+    raise ConformanceError(label(spec), f"the plugin imports molplat internals: {lines}{more}",
+                           f"import from the public module named for each line ({found[0].file}:{found[0].line}: "
+                           f"{found[0].alternative}); plugins may import only molplat.PUBLIC_MODULES, which keep "
+                           "working across molplat releases (docs/contracts.md)")
+
+
 def check_settings_defaults(spec: ComponentSpec) -> None:
     """Defaults satisfy their own schema and the factory takes every setting by name."""
     where = label(spec)
@@ -85,12 +124,16 @@ def check_settings_defaults(spec: ComponentSpec) -> None:
     params = signature.parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    expected = [s.name for s in spec.settings] + (["n_outputs"] if spec.kind == "model" else [])
+    expected = [s.name for s in spec.settings]
+    if spec.kind == "model":
+        expected += ["n_outputs"] + (["n_atom_outputs"] if "atom_property" in spec.outputs else [])
     missing = [name for name in expected if name not in params]
     if missing:
         raise ConformanceError(where, f"the factory {spec.factory} does not take {missing} as keyword arguments",
-                               "make every declared Setting (and n_outputs for models) a parameter of the factory")
-    extra = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in expected
+                               "make every declared Setting (and n_outputs for models, n_atom_outputs for "
+                               "atom_property models) a parameter of the factory")
+    given = set(expected) | (CORE_MODEL_ARGUMENTS if spec.kind == "model" else set())
+    extra = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in given
              and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
     if extra:
         raise ConformanceError(where, f"the factory requires {extra}, which are not settings",

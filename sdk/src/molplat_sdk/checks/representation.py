@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from molplat.representations.batch import Batch
+from molplat.representations import Batch
 from molplat.specs import ComponentSpec
 from molplat.structure import Structure
 
@@ -106,6 +106,23 @@ def check_fields(spec: ComponentSpec, batch: Any, count: int) -> None:
     if batch["num_graphs"] != count or len(batch["natoms"]) != count:
         raise ConformanceError(where, f"num_graphs/natoms describe {batch['num_graphs']}/{len(batch['natoms'])} "
                                f"structures for {count} collated", "count the collated items")
+
+
+def not_float64(batch: Batch) -> dict[str, str]:
+    """Floating fields of a freshly collated batch that are not float64, with their dtype."""
+    return {k: str(v.dtype).replace("torch.", "") for k, v in batch.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != torch.float64}
+
+
+def check_float64(spec: ComponentSpec, representation: Any, structures: list[Structure]) -> None:
+    """collate returns float64 floating tensors, so nothing is rounded before the core casts them once."""
+    batch = representation.collate([representation.featurize(s) for s in structures])
+    coarse = not_float64(batch)
+    if coarse:
+        raise ConformanceError(label(spec), f"collate returns {coarse}, not float64: geometry is rounded before "
+                               "the core casts it to the training dtype, and float64 checks see the rounding",
+                               "build every floating tensor in collate() in float64 (torch.from_numpy of float64 "
+                               "arrays); molplat.data.SampleCollator casts to the training dtype once")
 
 
 def check_collate(spec: ComponentSpec, representation: Any, structures: list[Structure]) -> None:

@@ -8,31 +8,43 @@ from typing import Any
 
 import numpy as np
 
-from molplat.results import RESULT_TYPES, Explanation, SearchResult, SimulationResult
+from molplat.errors import ValidationError
+from molplat.results import RESULT_TYPES, Explanation, SearchResult, SimulationResult, run_stage_component
+from molplat.rundir import METRICS_FILE, FitResult, TrainingJob, read_checkpoint
 from molplat.specs import ComponentSpec
 
 from molplat_sdk.checks.common import label
 from molplat_sdk.errors import ConformanceError
 
 
-def check_trainer_backend(spec: ComponentSpec, settings: dict[str, Any], run_dir: Path) -> None:
-    """fit(job) trains the toy model and returns a FitResult whose checkpoints load."""
-    import torch
-
-    from molplat.pipeline.runner import featurize
-    from molplat.representations.adjacency_list import AdjacencyList
-    from molplat.training.data import SampleCollator
-    from molplat.training.lightning import FitResult, TrainingJob
+def toy_job(run_dir: Path) -> TrainingJob:
+    """A real TrainingJob, built as the core builds one: the SDK's toy EMT data featurised with
+    adjacency_list, energy and forces heads, training statistics, and the toy model's factory."""
+    from molplat.data import SampleCollator, compute_statistics, make_sample
+    from molplat.models import Heads, build_model
+    from molplat.representations import AdjacencyList
     from molplat_sdk.toy_components import ToyEMTDataset, ToyPairModel
 
-    where = label(spec)
     dataset = ToyEMTDataset(size=24)
+    representation = AdjacencyList(cutoff=4.0)
+    heads = Heads.single("energy", units="eV", forces=True)
     splits = dataset.splits((0.75, 0.25, 0.0), seed=0)
-    rep = AdjacencyList(cutoff=4.0)
-    samples = {k: featurize(rep, [dataset[int(i)] for i in v], "energy", False, k, False) for k, v in splits.items()}
-    job = TrainingJob(train=samples["train"], val=samples["val"], collator=SampleCollator(rep),
-                      build_model=partial(ToyPairModel, n_outputs=1, hidden_channels=8, num_rbf=8),
-                      n_outputs=1, run_dir=run_dir)
+    samples = {name: [make_sample(dataset[int(i)], representation, heads) for i in indices]
+               for name, indices in splits.items()}
+    statistics = compute_statistics(samples["train"], heads)
+    settings = {"hidden_channels": 8, "num_rbf": 8, "cutoff": 4.0}
+    return TrainingJob(train=samples["train"], val=samples["val"], collator=SampleCollator(representation),
+                       build_model=partial(build_model, ToyPairModel, settings, heads, statistics), run_dir=run_dir,
+                       heads=heads, statistics=statistics)
+
+
+def check_trainer_backend(spec: ComponentSpec, settings: dict[str, Any], run_dir: Path) -> None:
+    """fit(job) trains the toy job and returns a FitResult whose checkpoints molplat can read
+    (``molplat.rundir.read_checkpoint``, weights only) and rebuild the trained task from."""
+    from molplat.training import AtomisticTask
+
+    where = label(spec)
+    job = toy_job(run_dir)
     backend = spec.build(**settings)
     try:
         result = backend.fit(job)
@@ -40,19 +52,32 @@ def check_trainer_backend(spec: ComponentSpec, settings: dict[str, Any], run_dir
         raise ConformanceError(where, f"fit(job) on the toy job fails: {type(exc).__name__}: {exc}",
                                "make fit(job: TrainingJob) train job.build_model() on job.train and job.val") from None
     if not isinstance(result, FitResult):
-        raise ConformanceError(where, f"fit returned {type(result).__name__}",
-                               "return molplat.training.lightning.FitResult")
+        raise ConformanceError(where, f"fit returned {type(result).__name__}", "return molplat.training.FitResult")
     for name in ("best_checkpoint", "last_checkpoint"):
         path = Path(getattr(result, name))
         if not path.is_file():
             raise ConformanceError(where, f"FitResult.{name} {path} does not exist",
                                    "write checkpoints under job.run_dir/checkpoints (see fit_with_lightning)")
-    state = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False)
-    if "state_dict" not in state or not any(k.startswith("model.") for k in state["state_dict"]):
-        raise ConformanceError(where, "the best checkpoint holds no AtomisticTask state_dict",
-                               "save Lightning checkpoints of molplat.training.task.AtomisticTask")
-    if not (run_dir / "metrics.csv").is_file():
-        raise ConformanceError(where, "no metrics.csv in the run directory", "add molplat's EpochMetrics callback")
+        try:
+            checkpoint = read_checkpoint(path)
+        except ValidationError as exc:
+            raise ConformanceError(where, f"molplat cannot read FitResult.{name}: {exc}",
+                                   "write checkpoints with molplat.rundir.write_checkpoint (state_dict plus the "
+                                   "'molplat' section), or train with molplat.training.fit_with_lightning") from None
+        if checkpoint.heads != job.heads:
+            raise ConformanceError(where, f"FitResult.{name} records heads {checkpoint.heads.names}, the job had "
+                                   f"{job.heads.names}", "store job.heads in the checkpoint (write_checkpoint does)")
+        task = AtomisticTask(job.build_model(), job.heads)
+        try:
+            task.load_state_dict(checkpoint.state_dict)
+        except (RuntimeError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ConformanceError(where, f"the state_dict of FitResult.{name} does not load into a fresh task: "
+                                   f"{first[:300]}", "save the state_dict of molplat.training.AtomisticTask "
+                                   "(keys model.* and scaler.*)") from None
+    if not (run_dir / METRICS_FILE).is_file():
+        raise ConformanceError(where, f"no {METRICS_FILE} in the run directory",
+                               "write one row per epoch (fit_with_lightning does)")
     if result.epochs < 1:
         raise ConformanceError(where, f"FitResult.epochs is {result.epochs}", "train at least one epoch")
 
@@ -75,8 +100,6 @@ def _check_files(where: str, result: Any, run_dir: Path) -> None:
 
 def check_stage(spec: ComponentSpec, settings: dict[str, Any], context: Any) -> Any:
     """run(context) returns the kind's documented result, with real files and sensible numbers."""
-    from molplat.pipeline.runner import run_stage_component
-
     where = label(spec)
     component = spec.build(**settings)
     if not callable(getattr(component, "run", None)):
