@@ -84,8 +84,10 @@ def worker(data_path: str, form: str, epochs: int, threads: int, cutoff: float) 
     batches, targets = [], []
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        batches.append(rep.collate([features[k] for k in idx]))
-        targets.append(torch.tensor([[structures[k].targets["y"]] for k in idx]))
+        batch = rep.collate([features[k] for k in idx])  # float64, cast once as molplat's collator does
+        batches.append(type(batch)({k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+                                    for k, v in batch.items()}))
+        targets.append(torch.tensor([[structures[k].targets["y"]] for k in idx], dtype=torch.float32))
     prepare_s = time.perf_counter() - t0
     if form == "adjacency_list":
         entries = [int(b["edge_index"].shape[1]) for b in batches]

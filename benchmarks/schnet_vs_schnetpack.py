@@ -12,8 +12,8 @@ neighbour lists the way it normally does: molplat's `adjacency_list` representat
 every structure once (vesin) and collates per batch; SchNetPack reads its ASE database and
 runs its neighbour-list transform (MatScipyNeighborList by default) per sample per epoch.
 A second row, "model only", times the same steps on batches prepared in advance. The two
-frameworks alternate epoch by epoch so that both see the same background load; the best of
-the rounds is reported, the median in brackets.
+frameworks alternate epoch by epoch so that both see the same background load; the range
+over the rounds is reported (at least three), with the ratio of each round's pair.
 
 The networks are the same size; one difference in the science: molplat follows the paper's
 filter-generating network (shifted softplus after both dense layers), SchNetPack 2.1 leaves the
@@ -51,32 +51,29 @@ def qm9_molecules(count: int):
 
 def molplat_rounds(molecules, targets, args):
     """Set molplat's side up (featurise once, loader, model, warm-up); returns (info, one_round)."""
+    from molplat.data import SampleCollator, make_sample
+    from molplat.models import Heads
     from molplat.representations.adjacency_list import AdjacencyList
     from molplat.structure import Structure
     from molplat_schnet.model import SchNet
 
     torch.manual_seed(0)
     rep = AdjacencyList(cutoff=args.cutoff)
+    heads = Heads.single("u0")
     t0 = time.perf_counter()
-    items = [rep.featurize(Structure(z, r)) for z, r, _ in molecules]
+    items = [make_sample(Structure(z, r, targets={"u0": y}), rep, heads)
+             for (z, r, _), y in zip(molecules, targets)]
     featurize_s = time.perf_counter() - t0
-    for item, y in zip(items, targets):
-        item["y"] = y
-
-    def collate(chunk):
-        batch = rep.collate(chunk)
-        batch["y"] = torch.tensor([[it["y"]] for it in chunk], dtype=torch.float32)
-        return batch
-
+    # the core's collator: float64 batches cast to float32 once, labels kept in float64
     loader = torch.utils.data.DataLoader(items, batch_size=args.batch_size, shuffle=True, num_workers=0,
-                                         collate_fn=collate)
+                                         collate_fn=SampleCollator(rep))
     model = SchNet(n_outputs=1, hidden_channels=64, num_filters=64, num_interactions=3, num_gaussians=50,
                    cutoff=args.cutoff, readout="sum")
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
 
     def step(batch) -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(model(batch)["y"], batch["y"])
+        loss = torch.nn.functional.mse_loss(model(batch)["y"], batch["y"].float())
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -139,7 +136,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3,
                         help="timed rounds per framework, alternating (one full-step epoch + one model-only "
-                             "epoch each); the best round is reported")
+                             "epoch each); the range over rounds is reported")
     parser.add_argument("--warmup-batches", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cutoff", type=float, default=5.0)
@@ -177,16 +174,18 @@ def main() -> None:
     print(f"molplat {_version('molplat')} + molplat-schnet {_version('molplat-schnet')}: {mp['params']} parameters, "
           f"neighbour lists (vesin) built once in {mp['featurize_s']:.2f} s; "
           f"schnetpack {spk['version']}: {spk['params']} parameters, {spk['neighbor_list']} per sample")
-    print(f"best of {args.rounds} alternating rounds of one epoch each (median in brackets)")
+    print(f"range over {args.rounds} alternating rounds of one epoch each; ratio: per round, molplat / schnetpack")
     print()
-    print(f"| {'molecules / s':<40} | {'molplat':>14} | {'schnetpack':>14} | {'ratio':>6} |")
-    print(f"|{'-' * 42}|{'-' * 16}|{'-' * 16}|{'-' * 8}|")
+    from tabulate import tabulate
+
+    rows = []
     for key, label in (("full", "full training step (data + fwd/bwd/opt)"),
                        ("model_only", "model only (batches prepared)")):
-        a, b = max(mp[key]), max(spk[key])
-        cell_a = f"{a:.0f} ({np.median(mp[key]):.0f})"
-        cell_b = f"{b:.0f} ({np.median(spk[key]):.0f})"
-        print(f"| {label:<40} | {cell_a:>14} | {cell_b:>14} | {a / b:>5.1f}x |")
+        ratios = [a / b for a, b in zip(mp[key], spk[key])]
+        rows.append([label, f"{min(mp[key]):.0f}-{max(mp[key]):.0f}", f"{min(spk[key]):.0f}-{max(spk[key]):.0f}",
+                     f"{min(ratios):.1f}x-{max(ratios):.1f}x"])
+    print(tabulate(rows, headers=["molecules / s", "molplat", "schnetpack", "ratio"], tablefmt="github",
+                   disable_numparse=True))
 
 
 def _version(name: str) -> str:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 KIND_KEYS = {"dataset", "representation", "model", "trainer_backend", "searcher", "explainer", "simulator"}
 

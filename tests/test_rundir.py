@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import io
-import json
 import multiprocessing
 import os
 import pickle
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ import torch
 from ase.build import molecule
 
 import molplat
-from molplat.errors import RunError, ValidationError
+from molplat.errors import ValidationError
 from molplat.files import atomic_save_npz, atomic_write_text, load_npz
 from molplat.rundir import RunDirectory, read_checkpoint
 

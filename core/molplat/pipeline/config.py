@@ -16,7 +16,7 @@ from typing import Any
 
 from molplat.errors import ValidationError
 from molplat.models.heads import LOSSES, Head, Heads
-from molplat.plugins import DISABLE_ENV, PluginManager, close_match, get_plugin_manager
+from molplat.plugins import PluginManager, close_match, get_plugin_manager
 from molplat.specs import ComponentSpec, Setting
 from molplat.structure import Target
 
