@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 from molplat.hookspecs import hookimpl
-from molplat.specs import ComponentSpec, Setting
+from molplat.specs import MAX_CUTOFF, ComponentSpec, Setting
 
 MOLPLAT_API = ">=1.0,<2"
-
-#: no neighbour radius of any published model exceeds this; beyond it featurisation takes hours
-MAX_CUTOFF = 20.0
 
 _NEIGHBOR_SETTINGS = (
     Setting("cutoff", "float", 5.0, "radius in Å within which atoms are neighbours", minimum=0.1, maximum=MAX_CUTOFF),

@@ -38,6 +38,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
 NUMERIC_TYPES = ("int", "float", "list[int]", "list[float]")
 #: longest string a setting accepts; longer values are mistakes (or attacks), never names
 MAX_STRING = 4096
+#: the largest neighbour radius (Å) a setting may allow: no published model uses more, and
+#: featurising at 1e6 Å takes hours. Cutoff settings use it as their maximum.
+MAX_CUTOFF = 20.0
 
 
 @dataclass(frozen=True)

@@ -215,8 +215,17 @@ def build_lightning_task(job: TrainingJob, settings: dict[str, Any]) -> Lightnin
 def fit_with_lightning(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Callback] = (),
                        **trainer_kwargs: Any) -> FitResult:
     """Fit ``job`` with the core trainer settings; backends add ``callbacks`` or Trainer arguments."""
+    threads = torch.get_num_threads()
     if settings.get("num_threads"):
         torch.set_num_threads(settings["num_threads"])
+    try:
+        return _fit(job, settings, callbacks, **trainer_kwargs)
+    finally:  # the setting is the run's, not the process's
+        torch.set_num_threads(threads)
+
+
+def _fit(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Callback],
+         **trainer_kwargs: Any) -> FitResult:
     pl.seed_everything(settings["seed"], workers=True, verbose=False)
     task = build_lightning_task(job, settings)
     train, val = loaders(job, settings["batch_size"], settings["seed"])

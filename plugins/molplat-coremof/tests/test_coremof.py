@@ -12,7 +12,8 @@ from ase.build import bulk
 from ase.data import atomic_masses
 
 from molplat.errors import ValidationError
-from molplat_coremof import coremof, source
+from molplat.files import DIGEST_KEY
+from molplat_coremof import coremof, plugin, source
 from molplat_coremof.cif import BadCIF, count_sites, parse_cif
 from molplat_coremof.coremof import DEV_SIZE, CoREMOF
 from molplat_coremof.targets import TARGETS
@@ -70,8 +71,9 @@ def test_cached_load_does_not_parse(coremof_cache: Path, dev: CoREMOF, monkeypat
     assert files[0].stat().st_mtime_ns == mtime
 
 
-def test_bad_cifs_are_skipped_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fake release: two good crystals, a garbage file, overlapping atoms, a big cell, a missing CIF."""
+@pytest.fixture
+def fake_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A release of six names: two good crystals, a garbage file, overlapping atoms, a big cell, a missing CIF."""
     good = {"CU_clean": bulk("Cu", cubic=True), "NACL_clean": bulk("NaCl", "rocksalt", a=5.64)}
     overlap = bulk("Cu", cubic=True)
     overlap.positions[1] = overlap.positions[0] + 0.1
@@ -87,17 +89,68 @@ def test_bad_cifs_are_skipped_and_counted(tmp_path: Path, monkeypatch: pytest.Mo
     csv = tmp_path / "2019-ASR.csv"
     names = [*texts, "GONE_clean"]
     csv.write_text("filename," + ",".join(coremof.COLUMNS) + "\n"
-                   + "".join(f"{n}," + ",".join(["1.5"] * len(coremof.COLUMNS)) + "\n" for n in names))
+                   + "".join(f"{n}," + ",".join([f"{1.5 + i}"] * len(coremof.COLUMNS)) + "\n"
+                             for i, n in enumerate(names)))
     monkeypatch.setattr(source, "data_files", lambda release: (csv, archive))
+    return {name: text for name, text in texts.items() if name in good}
 
+
+def test_bad_cifs_are_skipped_and_counted(fake_release: dict[str, str], tmp_path: Path) -> None:
     structures, skipped = coremof.build("2019-ASR", None, 150)
-    assert [s.id for s in structures] == sorted(good)
+    assert [s.id for s in structures] == sorted(fake_release)
     assert skipped == {"no atom-site table": 1, "overlapping atoms": 1, "larger than max_atoms": 1,
                        "CIF missing from the archive": 1}
     structures, _ = coremof.build("2019-ASR", 1, 150)
-    assert len(structures) == 1 and structures[0].id in good
+    assert len(structures) == 1 and structures[0].id in fake_release
     ds = CoREMOF(subset="full", cache_dir=str(tmp_path / "cache"))
     assert len(ds) == 2 and ds[0].targets["lcd"] == 1.5 and sum(ds.skipped.values()) == 4
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _edit_a_value(path: Path) -> None:
+    """A well-formed file whose contents no longer match the digest stored inside it."""
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["targets"] = arrays["targets"].copy()
+    arrays["targets"][0, 0] += 1.0
+    assert DIGEST_KEY in arrays
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _empty, _flip_a_byte, _edit_a_value],
+                         ids=["truncated", "empty", "flipped-byte", "edited-value"])
+def test_a_damaged_cache_is_rebuilt_with_one_notice(damage, fake_release: dict[str, str], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    first = CoREMOF(subset="full", cache_dir=str(tmp_path / "cache"))
+    (path,) = (tmp_path / "cache" / "coremof").glob("*.npz")
+    damage(path)
+    capsys.readouterr()
+
+    rebuilt = CoREMOF(subset="full", cache_dir=str(tmp_path / "cache"))
+    err = capsys.readouterr().err
+    assert err.count("notice:") == 1 and str(path) in err and "rebuilding" in err, err
+    assert rebuilt.ids == first.ids == sorted(fake_release) and rebuilt.skipped == first.skipped
+    for i in range(len(first)):
+        assert rebuilt[i].targets == first[i].targets
+        np.testing.assert_array_equal(rebuilt[i].positions, first[i].positions)
+        np.testing.assert_array_equal(rebuilt[i].cell, first[i].cell)
+    assert rebuilt[0].targets["lcd"] == 1.5  # the value the CSV holds, not the edited one
+    CoREMOF(subset="full", cache_dir=str(tmp_path / "cache"))
+    assert capsys.readouterr().err == ""  # sound again
 
 
 def test_parse_cif_reports_why() -> None:
@@ -122,3 +175,11 @@ def test_bad_settings() -> None:
         CoREMOF(release="2014")
 
 
+def test_every_numeric_setting_is_bounded_by_what_the_data_holds() -> None:
+    for spec in plugin.molplat_datasets():
+        for setting in spec.settings:
+            assert setting.bounded, (spec.name, setting.name)
+    (spec,) = [s for s in plugin.molplat_datasets() if s.name == "coremof"]
+    assert spec.setting("size").check(12020) is None and spec.setting("size").check(12021)
+    assert spec.setting("max_atoms").check(10560) is None  # the largest CoRE MOF cell
+    assert spec.setting("cache_dir").type == "path" and not spec.setting("cache_dir").must_exist

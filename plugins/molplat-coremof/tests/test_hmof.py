@@ -1,12 +1,15 @@
 """The hmof dataset on a small folder laid out like an hMOF download."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ase.build import bulk
 
+import molplat
 from molplat.errors import MolplatError, ValidationError
 from molplat_coremof import plugin
 from molplat_coremof.hmof import HMOF
@@ -98,3 +101,51 @@ def test_broken_cif_fails_on_access_naming_the_file(root: Path) -> None:
     assert len(ds[0]) == 4
     with pytest.raises(MolplatError, match=r"hMOF-2\.cif: no atom-site table; fix the CIF or remove row"):
         ds[1]
+
+
+# -- root is a path setting: resolved against the pipeline file, checked by `molplat validate` ----------
+def _pipeline(folder: Path, root: str) -> Path:
+    path = folder / "hmof.toml"
+    path.write_text(f"""
+[dataset]
+name = "hmof"
+root = "{root}"
+cif_dir = "cifs"
+target = "co2_working_capacity"
+
+[representation]
+name = "adjacency_list"
+cutoff = 4.0
+
+[model]
+name = "schnet"
+cutoff = 4.0
+""")
+    return path
+
+
+def _validate(pipeline: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "molplat.cli", "validate", str(pipeline)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_validate_refuses_a_missing_root_naming_the_resolved_folder(tmp_path: Path) -> None:
+    pytest.importorskip("molplat_schnet")
+    proc = _validate(_pipeline(tmp_path, "not-downloaded"), cwd=Path("/"))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"[dataset] root: {tmp_path / 'not-downloaded'} does not exist" in proc.stderr, proc.stderr
+
+
+def test_a_relative_root_is_read_from_the_pipeline_files_folder(root: Path) -> None:
+    pytest.importorskip("molplat_schnet")
+    configs = root / "configs"
+    configs.mkdir()
+    pipeline = _pipeline(configs, "..")
+    proc = _validate(pipeline, cwd=Path("/"))  # anywhere but the pipeline's folder
+    assert proc.returncode == 0, proc.stderr
+    loaded = molplat.load_pipeline(pipeline)
+    settings = loaded.components["dataset"].settings
+    assert settings["root"] == str(root.resolve())
+    dataset = loaded.components["dataset"].build()
+    assert len(dataset) == 4 and dataset[0].id == "hMOF-1"

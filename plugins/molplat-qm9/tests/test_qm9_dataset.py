@@ -1,8 +1,12 @@
-"""Behaviour of the qm9 dataset: selection, units, cache, structures, splits."""
+"""Behaviour of the qm9 dataset: selection, units, targets, per-atom charges, cache, structures."""
 from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import shutil
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -10,8 +14,10 @@ import numpy as np
 import pytest
 
 from molplat.errors import MolplatError, ValidationError
+from molplat.files import DIGEST_KEY
 from molplat_qm9 import cache, selection, source
 from molplat_qm9.dataset import DEV_SIZE, QM9
+from molplat_qm9.targets import ATOM_COLUMNS, COLUMNS
 
 HARTREE_EV = 27.211386245988
 # The dev set is fixed forever: a change here means users' dev results stop being comparable.
@@ -97,14 +103,20 @@ def test_size_draws_from_the_cached_full_set(qm9_cache: Path, dev: QM9, monkeypa
     assert (qm9_cache / "qm9").glob("size50-*.npz")
 
 
-def test_bad_settings_and_a_corrupt_cache(tmp_path: Path) -> None:
+def test_settings_are_bounded_by_the_data() -> None:
+    from molplat_qm9 import plugin
+
+    (spec,) = plugin.molplat_datasets()
+    assert all(s.bounded for s in spec.settings)
+    assert spec.setting("size").maximum == source.N_MOLECULES
+    assert spec.setting("cache_dir").type == "path" and not spec.setting("cache_dir").must_exist
+
+
+def test_bad_settings() -> None:
     with pytest.raises(ValidationError, match="subset"):
         QM9(subset="tiny")
     with pytest.raises(ValidationError, match="size"):
         QM9(size=0)
-    broken = tmp_path / "dev-x.npz"
-    broken.write_bytes(b"not a zip file")
-    assert cache.load(broken, ["gap"]) is None  # rebuilt, not crashed on
 
 
 def test_cache_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -129,3 +141,142 @@ def test_damaged_coordinates_are_reported() -> None:
         source._parse_floats(np.array(["[[0.,1.,2.],[3.,x,5.]]"]), 6, "coordinates")
 
 
+
+
+# -- targets ------------------------------------------------------------------------------------
+def test_total_energies_and_zpve_are_extensive_and_tensor_components_unusable() -> None:
+    targets = QM9.targets
+    assert {n for n, t in targets.items() if t.extensive} == {"u0", "u", "h", "g", "zpve"}
+    assert {n for n, t in targets.items() if not t.usable} == {f"alpha_{ij}" for ij in
+                                                                ("xx", "xy", "yy", "xz", "yz", "zz")}
+    assert targets["alpha"].usable and not targets["alpha"].extensive  # the isotropic one stays
+    assert targets["mulliken_charge"].level == "atom" and targets["mulliken_charge"].units == "e"
+    assert all(t.level == "graph" for n, t in targets.items() if n != "mulliken_charge")
+    for name, target in targets.items():
+        assert target.units and len(target.description) > 15, name
+
+
+def test_tensor_components_are_not_in_the_frame_of_the_stored_geometry() -> None:
+    """Why alpha_xz and friends are unusable: NH3's tensor is diagonal with its unique axis along z,
+    while the stored NH3 has its C3 axis far from z."""
+    raw = _raw_row("dsgdb9nsd_000002.xyz")
+    positions = np.array(eval(raw["XYZ_Ang"]), dtype=float)  # noqa: S307 - test-only literal list
+    axis = positions[0] - positions[1:].mean(axis=0)
+    axis /= np.linalg.norm(axis)
+    assert abs(axis[2]) < 0.9  # tilted by more than 25 degrees from z
+    with open(source.data_dir() / source.TENSOR_FILE) as handle:
+        row = next(line for line in handle if line.startswith('"dsgdb9nsd_000002.xyz"'))
+    xx, xy, yy, xz, yz, zz = map(float, row.strip().split(",")[1:])
+    assert xy == xz == yz == 0.0 and abs(zz - xx) > 2.0  # anisotropic, principal axis exactly along z
+
+
+def test_mulliken_charges_are_per_atom_and_neutral(dev: QM9) -> None:
+    s = dev[3]
+    raw = _raw_row(f"{s.id}.xyz")
+    charges = s.atom_targets["mulliken_charge"]
+    np.testing.assert_array_equal(charges, np.array(eval(raw["Mulliken_pop"]), dtype=float))  # noqa: S307
+    assert charges.shape == (len(s),)
+    for i in range(0, len(dev), 50):  # every QM9 molecule is neutral (six decimals in the file)
+        molecule = dev[i]
+        assert abs(molecule.atom_targets["mulliken_charge"].sum()) < 1e-5 * len(molecule), molecule.id
+    values = dev.values("mulliken_charge")
+    assert values.shape == (sum(len(dev[i]) for i in range(len(dev))),)
+    numbers = np.concatenate([dev[i].numbers for i in range(len(dev))])
+    assert values[numbers == 1].mean() > 0.05 and values[numbers == 8].mean() < -0.2  # H positive, O negative
+
+
+def test_an_invalid_target_is_refused_by_validate_naming_why(tmp_path: Path, qm9_cache: Path) -> None:
+    pytest.importorskip("molplat_schnet")
+    pipeline = tmp_path / "alpha.toml"
+    pipeline.write_text(f"""
+[dataset]
+name = "qm9"
+target = "alpha_xz"
+cache_dir = "{qm9_cache}"
+
+[representation]
+name = "adjacency_list"
+cutoff = 4.0
+
+[model]
+name = "schnet"
+cutoff = 4.0
+""")
+    proc = subprocess.run([sys.executable, "-m", "molplat.cli", "validate", str(pipeline)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "'alpha_xz'" in proc.stderr and "cannot be learnt" in proc.stderr
+    assert "frame other than that of the stored geometry" in proc.stderr and "isotropic alpha" in proc.stderr
+
+
+# -- checked caches -------------------------------------------------------------------------------
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _edit_a_value(path: Path) -> None:
+    """A well-formed file whose contents no longer match the digest stored inside it."""
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["positions"] = arrays["positions"].copy()
+    arrays["positions"][0, 0] += 0.5
+    assert DIGEST_KEY in arrays
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _empty, _flip_a_byte, _edit_a_value],
+                         ids=["truncated", "empty", "flipped-byte", "edited-value"])
+def test_a_damaged_selection_cache_is_rebuilt_with_one_notice(damage, qm9_cache: Path, dev: QM9, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "qm9"
+    folder.mkdir()
+    (full,) = (qm9_cache / "qm9").glob("full-*.npz")
+    try:
+        os.link(full, folder / full.name)  # the parsed full set, without copying 90 MB
+    except OSError:
+        shutil.copy(full, folder / full.name)
+    QM9(cache_dir=str(tmp_path))
+    (selection_file,) = folder.glob("dev-*.npz")
+    damage(selection_file)
+    capsys.readouterr()
+
+    rebuilt = QM9(cache_dir=str(tmp_path))
+    err = capsys.readouterr().err
+    assert err.count("notice:") == 1 and str(selection_file) in err and "rebuilding" in err, err
+    assert rebuilt.ids == dev.ids
+    for i in (0, 7, 999):
+        np.testing.assert_array_equal(rebuilt[i].positions, dev[i].positions)
+        charges = rebuilt[i].atom_targets["mulliken_charge"]
+        np.testing.assert_array_equal(charges, dev[i].atom_targets["mulliken_charge"])
+        assert rebuilt[i].targets == dev[i].targets
+    graph_names, atom_names = [c.name for c in COLUMNS], [c.name for c in ATOM_COLUMNS]
+    assert cache.load(selection_file, graph_names, atom_names) is not None  # sound again
+    assert capsys.readouterr().err == ""
+
+
+def test_a_damaged_full_cache_is_parsed_again(qm9_cache: Path, dev: QM9, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "qm9"
+    folder.mkdir()
+    (full,) = (qm9_cache / "qm9").glob("full-*.npz")
+    (folder / full.name).write_bytes(full.read_bytes()[:1_000_000])
+    capsys.readouterr()
+    rebuilt = QM9(size=20, cache_dir=str(tmp_path))
+    err = capsys.readouterr().err
+    assert err.count("notice:") == 1 and full.name in err, err
+    assert set(rebuilt.ids) <= set(dev.ids)
+    position = dev.ids.index(rebuilt.ids[0])
+    np.testing.assert_array_equal(rebuilt[0].positions, dev[position].positions)
+    assert (folder / full.name).stat().st_size == full.stat().st_size  # written again, whole

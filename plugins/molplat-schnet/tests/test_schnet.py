@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from molplat.representations.adjacency_list import AdjacencyList
+from molplat.representations.batch import Batch
 from molplat.structure import Structure
 from molplat_schnet.model import SchNet
 
@@ -41,25 +42,33 @@ def rocksalt(rng: np.random.Generator) -> Structure:
     return Structure([11, 17], positions, cell=cell, pbc=True, id="NaCl")
 
 
-def predict(model: SchNet, structures: list[Structure], dtype=torch.float32) -> torch.Tensor:
-    rep = AdjacencyList(cutoff=CUTOFF)
+def collate(structures: list[Structure], dtype=torch.float32, **settings) -> Batch:
+    """A batch as training sees it: representations collate in float64, the core casts once."""
+    rep = AdjacencyList(cutoff=CUTOFF, **settings)
     batch = rep.collate([rep.featurize(s) for s in structures])
-    batch.positions = batch.positions.to(dtype)
-    batch.edge_shift = batch.edge_shift.to(dtype)
-    return model(batch)["y"]
+    return Batch({k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+                  for k, v in batch.items()})
+
+
+def predict(model: SchNet, structures: list[Structure], dtype=torch.float32) -> torch.Tensor:
+    return model(collate(structures, dtype))["y"]
 
 
 def energy_and_forces(model: SchNet, structure: Structure, dtype=torch.float64):
-    rep = AdjacencyList(cutoff=CUTOFF)
-    batch = rep.collate([rep.featurize(structure)])
-    # collate stores float32; rebuild positions and shifts in float64 from the structure so
-    # that finite differences are not drowned in float32 rounding.
-    cell = structure.cell if structure.cell is not None else np.zeros((3, 3))
-    batch.positions = torch.from_numpy(structure.positions).to(dtype).requires_grad_(True)
-    batch.edge_shift = torch.from_numpy(batch.cell_offsets.numpy().astype(np.float64) @ cell).to(dtype)
+    batch = collate([structure], dtype)
+    batch.positions.requires_grad_(True)
     energy = model(batch)["y"].sum()
     (grad,) = torch.autograd.grad(energy, batch.positions)
     return energy.detach(), -grad
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tensors are tiny: a second thread only adds overhead (20x on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -99,8 +108,7 @@ def reference_forward(model: SchNet, batch) -> torch.Tensor:
 @pytest.mark.parametrize("max_neighbors", [None, 3], ids=["full-list", "truncated-list"])
 def test_matches_plain_per_edge_reference(model, max_neighbors):
     rng = np.random.default_rng(8)
-    rep = AdjacencyList(cutoff=CUTOFF, max_neighbors=max_neighbors)
-    batch = rep.collate([rep.featurize(s) for s in [ethanol(), rocksalt(rng), random_molecule(rng, 7)]])
+    batch = collate([ethanol(), rocksalt(rng), random_molecule(rng, 7)], max_neighbors=max_neighbors)
     torch.testing.assert_close(model(batch)["y"], reference_forward(model, batch), rtol=1e-4, atol=1e-5)
 
 
@@ -126,8 +134,7 @@ def test_overfits_a_handful_of_molecules():
     torch.manual_seed(6)
     rng = np.random.default_rng(7)
     structures = [random_molecule(rng, n) for n in (4, 5, 6, 7, 8, 9)]
-    rep = AdjacencyList(cutoff=CUTOFF)
-    batch = rep.collate([rep.featurize(s) for s in structures])
+    batch = collate(structures)
     targets = torch.from_numpy(rng.normal(size=(len(structures), 1)).astype(np.float32))
     model = SchNet(n_outputs=1, **SMALL)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -139,3 +146,42 @@ def test_overfits_a_handful_of_molecules():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.05 * losses[0]
+
+
+# -- per-atom targets ---------------------------------------------------------------------------
+def test_per_atom_head_only_when_asked_for():
+    torch.manual_seed(4)
+    plain = SchNet(n_outputs=1, **SMALL)
+    assert plain.atom_output is None and "atom_y" not in plain(collate([water()]))
+    assert not any(k.startswith("atom_output") for k in plain.state_dict())  # old checkpoints still load
+    model = SchNet(n_outputs=1, n_atom_outputs=2, **SMALL).eval()
+    structures = [water(), ethanol()]
+    out = model(collate(structures))
+    assert out["atom_y"].shape == (12, 2) and torch.isfinite(out["atom_y"]).all()
+    # a molecule's per-atom predictions do not depend on its batch neighbours
+    torch.testing.assert_close(model(collate([ethanol()]))["atom_y"], out["atom_y"][3:], rtol=1e-5, atol=1e-6)
+
+
+def test_per_atom_outputs_are_invariant_and_follow_the_atoms():
+    torch.manual_seed(5)
+    model = SchNet(n_outputs=1, n_atom_outputs=1, **SMALL).double().eval()
+    rng = np.random.default_rng(2)
+    molecule = ethanol()
+    reference = model(collate([molecule], torch.float64))["atom_y"]
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    permutation = rng.permutation(len(molecule))
+    moved = molecule.transformed(rotation=q, translation=[1.0, -2.0, 0.5], permutation=permutation)
+    torch.testing.assert_close(model(collate([moved], torch.float64))["atom_y"], reference[permutation])
+
+
+def test_settings_are_bounded_like_the_representations_they_read():
+    from molplat.plugins import PluginManager
+
+    from molplat_schnet import plugin
+
+    (spec,) = plugin.molplat_models()
+    assert all(s.bounded for s in spec.settings)
+    representation = PluginManager().components("representation")["adjacency_list"]
+    assert spec.setting("cutoff").maximum == representation.setting("cutoff").maximum
+    assert spec.setting("max_atomic_number").maximum == 118
+    assert "atom_property" in spec.outputs

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import molplat
 from molplat import ComponentSpec, Setting
+from molplat.specs import MAX_CUTOFF
 
 MOLPLAT_API = ">=1.0,<2"
 
@@ -12,19 +13,25 @@ CITATION = (
     "doi:10.1103/PhysRevLett.120.145301"
 )
 
+#: widths beyond this only exhaust memory
+MAX_WIDTH = 4096
+#: the heaviest element (oganesson)
+MAX_ATOMIC_NUMBER = 118
+
 SETTINGS = (
-    Setting("atom_features", "int", 64, "width F of the atom feature vectors", minimum=1),
-    Setting("num_convs", "int", 3, "number of gated graph convolutions", minimum=0),
-    Setting("num_gaussians", "int", 40, "Gaussians in the bond-distance expansion", minimum=1),
+    Setting("atom_features", "int", 64, "width F of the atom feature vectors", minimum=1, maximum=MAX_WIDTH),
+    Setting("num_convs", "int", 3, "number of gated graph convolutions", minimum=0, maximum=64),
+    Setting("num_gaussians", "int", 40, "Gaussians in the bond-distance expansion", minimum=1, maximum=MAX_WIDTH),
     Setting("cutoff", "float", 6.0,
             "radius in Å of the smooth cosine envelope; set the representation cutoff to the same value",
-            minimum=0.1),
-    Setting("hidden", "int", 128, "width of the hidden layer of the output MLP", minimum=1),
+            minimum=0.1, maximum=MAX_CUTOFF),
+    Setting("hidden", "int", 128, "width of the hidden layer of the output MLPs", minimum=1, maximum=MAX_WIDTH),
     Setting("readout", "str", "mean",
             "mean: MLP on the mean atom features (original CGCNN, intensive targets); "
             "sum: sum of per-atom MLP outputs (extensive targets such as energies)",
             choices=("mean", "sum")),
-    Setting("max_atomic_number", "int", 100, "largest atomic number the embedding table holds", minimum=1),
+    Setting("max_atomic_number", "int", 100, "largest atomic number the embedding table holds", minimum=1,
+            maximum=MAX_ATOMIC_NUMBER),
 )
 
 
@@ -39,7 +46,7 @@ def molplat_models() -> list[ComponentSpec]:
                     "convolutions on Gaussian-expanded distances, for crystals, MOFs and molecules",
             settings=SETTINGS,
             accepts=("adjacency_list", "adjacency_matrix"),
-            outputs=("property", "energy", "forces"),
+            outputs=("property", "energy", "forces", "atom_property"),
             citation=CITATION,
         )
     ]

@@ -27,7 +27,7 @@ from molplat_coremof.targets import COLUMNS, TARGETS
 log = logging.getLogger(__name__)
 
 DEV_SIZE = 100
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: checksummed files
 
 
 def _read_labels(csv: Path) -> dict[str, dict[str, float]]:

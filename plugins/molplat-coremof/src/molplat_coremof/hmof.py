@@ -1,10 +1,12 @@
 """The ``hmof`` dataset: hypothetical MOFs from a folder the user downloaded.
 
 The expected layout is a labels CSV (one row per MOF: an id naming ``<id>.cif``
-and numeric label columns) next to, or above, a folder of CIF files. Everything
-is checked when the dataset is built, so a wrong path fails before training
-with a message naming the file, the setting and the fix. CIFs are parsed on
-first access and kept in memory.
+and numeric label columns) next to, or above, a folder of CIF files. ``root`` is a
+``path`` setting: a pipeline resolves it against the pipeline file's folder and
+``molplat validate`` refuses a missing one. The rest (labels file, CIF folder,
+columns, every listed CIF) is checked when the dataset is built, so a wrong path
+fails before training with a message naming the file, the setting and the fix.
+CIFs are parsed on first access and kept in memory.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ class HMOF(Dataset):
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise ValidationError(f"[dataset] root: folder {str(self.root)!r} does not exist; set root to the "
-                                  "folder where you unpacked the hMOF download")
+                                  "folder where you unpacked the hMOF download (relative to the pipeline file)")
         self.labels_path = self.root / labels
         if not self.labels_path.is_file():
             raise ValidationError(f"[dataset] labels: {str(self.labels_path)!r} not found; put there a CSV with an "

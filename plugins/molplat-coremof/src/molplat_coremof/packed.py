@@ -1,4 +1,10 @@
-"""Structures packed into flat arrays, and their atomically written .npz cache files."""
+"""Structures packed into flat arrays, and their checked .npz cache files.
+
+Files are written through ``molplat.files.atomic_save_npz`` (a temporary name moved into
+place, with a SHA-256 of the contents inside), so readers never see half a cache, and a
+truncated, bit-flipped or edited file is noticed on load, deleted with a one-line notice
+and rebuilt.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molplat.files import atomic_save_npz
+from molplat.files import atomic_save_npz, load_npz
 from molplat.structure import Structure
 
 _FIELDS = ("ids", "numbers", "positions", "cells", "offsets", "targets", "target_names")
@@ -54,16 +60,14 @@ class Packed:
         )
 
     def save(self, path: Path, **extra: np.ndarray) -> None:
-        """Write to ``path`` through a temporary file, so readers never see half a cache."""
+        """Write to ``path`` with a digest of the contents, through a temporary file."""
         atomic_save_npz(path, **{f: getattr(self, f) for f in _FIELDS}, **extra)
 
     @classmethod
     def load(cls, path: Path, *extra: str) -> tuple["Packed", dict[str, np.ndarray]] | None:
-        """The cached structures and extra arrays, or None when missing or unreadable."""
-        if not path.is_file():
+        """The cached structures and extra arrays, or None when the file is missing, damaged (then
+        deleted, after a one-line notice) or lacks an array."""
+        data = load_npz(path, "CoRE MOF cache")
+        if data is None or any(name not in data for name in (*_FIELDS, *extra)):
             return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls(**{f: data[f] for f in _FIELDS}), {k: data[k] for k in extra}
-        except (OSError, ValueError, KeyError):
-            return None
+        return cls(**{f: data[f] for f in _FIELDS}), {k: data[k] for k in extra}

@@ -20,20 +20,27 @@ HMOF_CITATION = (
     "of hypothetical metal-organic frameworks, Nat. Chem. 4, 83 (2012)"
 )
 
+#: MOFs in the larger release (2019-ASR; 2019-FSR has 7,061)
+LARGEST_RELEASE = 12020
+#: atoms per unit cell beyond any CoRE MOF (the largest, RIVDIL, has 10,560 sites)
+MAX_ATOMS = 100_000
+
 COREMOF_SETTINGS = (
     Setting("subset", "str", "dev", "'dev': ~100 MOFs drawn with a fixed seed; 'full': every MOF that passes",
             choices=("dev", "full")),
-    Setting("size", "int", None, "draw this many MOFs with a fixed seed (overrides subset)", minimum=1),
+    Setting("size", "int", None, "draw this many MOFs with a fixed seed (overrides subset); at most the "
+            f"{LARGEST_RELEASE:,} MOFs of 2019-ASR", minimum=1, maximum=LARGEST_RELEASE),
     Setting("max_atoms", "int", 150, "skip MOFs with more atoms per unit cell (keeps dense batches small); "
-            "unset: no limit (large cells parse slowly)", minimum=1),
+            "unset: no limit (large cells parse slowly)", minimum=1, maximum=MAX_ATOMS),
     Setting("release", "str", "2019-ASR", "CoRE MOF 2019 flavour: all solvent removed, or free solvent removed",
             choices=("2019-ASR", "2019-FSR")),
-    Setting("cache_dir", "str", None,
-            "where parsed structures are cached (default: $MOLPLAT_CACHE or ~/.cache/molplat)"),
+    Setting("cache_dir", "path", None, "folder where parsed structures are cached, created when missing "
+            "(default: $MOLPLAT_CACHE or ~/.cache/molplat)", must_exist=False),
 )
 
 HMOF_SETTINGS = (
-    Setting("root", "str", None, "folder of a downloaded hMOF set (CIF files and a labels CSV)", required=True),
+    Setting("root", "path", None, "folder of a downloaded hMOF set (CIF files and a labels CSV), relative to the "
+            "pipeline file", required=True),
     Setting("labels", "str", "labels.csv",
             "CSV of labels, relative to root (or absolute): an id column and numeric columns"),
     Setting("cif_dir", "str", "", "folder of the CIF files, relative to root ('' : root itself)"),

@@ -16,7 +16,7 @@ from molplat.errors import ValidationError
 from molplat.structure import Structure, Target
 from molplat_qm9 import cache, selection, source
 from molplat_qm9.plugin import CITATION
-from molplat_qm9.targets import TARGETS
+from molplat_qm9.targets import ATOM_COLUMNS, COLUMNS, TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ def load_arrays(subset: str = "dev", size: int | None = None,
     folder = source.data_dir()
     fingerprint = source.fingerprint(folder)
     root = cache.cache_root(cache_dir)
-    names = list(TARGETS)
+    names = [c.name for c in COLUMNS]
+    atom_names = [c.name for c in ATOM_COLUMNS]
     if size is not None:
         name, count = f"size{size}", size
     elif subset == "dev":
@@ -38,11 +39,11 @@ def load_arrays(subset: str = "dev", size: int | None = None,
         name, count = "full", None
 
     wanted = cache.cache_path(root, name, fingerprint)
-    arrays = cache.load(wanted, names)
+    arrays = cache.load(wanted, names, atom_names)
     if arrays is not None:
         return arrays
     full_path = cache.cache_path(root, "full", fingerprint)
-    full = cache.load(full_path, names)
+    full = cache.load(full_path, names, atom_names)
     if full is None:
         start = time.perf_counter()
         full = source.parse(folder)
@@ -58,7 +59,10 @@ def load_arrays(subset: str = "dev", size: int | None = None,
 class QM9(Dataset):
     """QM9 (Ramakrishnan et al. 2014): 130,831 molecules with up to 9 heavy atoms (C, N, O, F).
 
-    Every structure carries all 21 targets; energies are in eV, geometries in Å.
+    Every structure carries all 21 molecular targets (``Structure.targets``) and the
+    per-atom Mulliken charges (``Structure.atom_targets``); energies are in eV,
+    geometries in Å. The total energies and the ZPVE are extensive; the polarizability
+    tensor components are listed but not usable as targets (see ``targets.py``).
     """
 
     targets: dict[str, Target] = TARGETS
@@ -74,6 +78,7 @@ class QM9(Dataset):
         self.size = size
         self._arrays = load_arrays(subset, size, cache_dir)
         self._names = self._arrays.target_names.tolist()
+        self._atom_names = self._arrays.atom_target_names.tolist()
 
     def __len__(self) -> int:
         return len(self._arrays)
@@ -86,6 +91,7 @@ class QM9(Dataset):
             positions=a.positions[start:stop],
             targets=dict(zip(self._names, a.targets[i].tolist())),
             id=str(a.ids[i]),
+            atom_targets={name: a.atom_targets[start:stop, k] for k, name in enumerate(self._atom_names)},
         )
 
     @property
@@ -93,7 +99,11 @@ class QM9(Dataset):
         return self._arrays.ids.tolist()
 
     def values(self, target: str) -> np.ndarray:
-        """All values of one target, in dataset order (for statistics without building Structures)."""
+        """All values of one target, in dataset order (for statistics without building Structures): one per
+        molecule, or for a per-atom target one per atom, molecule after molecule."""
+        if target in self._atom_names:
+            return self._arrays.atom_targets[:, self._atom_names.index(target)].copy()
         if target not in self._names:
-            raise ValidationError(f"{target!r} is not a QM9 target; targets: {', '.join(self._names)}")
+            known = ", ".join(self._names + self._atom_names)
+            raise ValidationError(f"{target!r} is not a QM9 target; targets: {known}")
         return self._arrays.targets[:, self._names.index(target)].copy()

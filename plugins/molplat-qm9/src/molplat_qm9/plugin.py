@@ -20,8 +20,9 @@ SETTINGS = (
             choices=("dev", "full")),
     Setting("size", "int", None, "draw this many molecules with a fixed seed from all of QM9 (overrides subset)",
             minimum=1, maximum=130831),
-    Setting("cache_dir", "str", None,
-            "where the parsed arrays are cached (default: $MOLPLAT_CACHE or ~/.cache/molplat)"),
+    Setting("cache_dir", "path", None,
+            "folder where the parsed arrays are cached, created when missing (default: $MOLPLAT_CACHE or "
+            "~/.cache/molplat)", must_exist=False),
 )
 
 
@@ -32,7 +33,8 @@ def molplat_datasets() -> list[ComponentSpec]:
             name="qm9",
             kind="dataset",
             factory="molplat_qm9.dataset:QM9",
-            summary="QM9: 130,831 small organic molecules (C, H, N, O, F) with 21 DFT properties, energies in eV",
+            summary="QM9: 130,831 small organic molecules (C, H, N, O, F) with 21 DFT properties and per-atom "
+                    "Mulliken charges, energies in eV",
             settings=SETTINGS,
             citation=CITATION,
         )

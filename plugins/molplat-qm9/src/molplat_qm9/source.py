@@ -2,8 +2,8 @@
 
 The files are located through the distribution's metadata, never by importing
 qm9pack (its loader needs pkg_resources and reads everything into pandas objects
-we would only convert again). Parsing is vectorised: the per-molecule coordinate
-and element strings are joined and converted in one numpy call each.
+we would only convert again). Parsing is vectorised: the per-molecule coordinate,
+element and Mulliken charge strings are joined and converted in one numpy call each.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from molplat.errors import MolplatError
-from molplat_qm9.targets import MAIN_COLUMNS, TENSOR_COLUMNS
+from molplat_qm9.targets import ATOM_COLUMNS, MAIN_COLUMNS, TENSOR_COLUMNS
 
 DISTRIBUTION = "qm9pack"
 MAIN_FILES = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
@@ -33,6 +33,8 @@ class QM9Arrays:
     offsets: np.ndarray  # (n + 1,) int64
     targets: np.ndarray  # (n, n_targets) float64, molplat units
     target_names: np.ndarray  # (n_targets,) str
+    atom_targets: np.ndarray  # (n_atoms, n_atom_targets) float64, molplat units
+    atom_target_names: np.ndarray  # (n_atom_targets,) str
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -44,7 +46,7 @@ class QM9Arrays:
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         atom_rows = np.arange(offsets[-1]) + np.repeat(self.offsets[rows] - offsets[:-1], counts)
         return QM9Arrays(self.ids[rows], self.numbers[atom_rows], self.positions[atom_rows], offsets,
-                         self.targets[rows], self.target_names)
+                         self.targets[rows], self.target_names, self.atom_targets[atom_rows], self.atom_target_names)
 
 
 def data_dir() -> Path:
@@ -70,6 +72,7 @@ def fingerprint(folder: Path) -> str:
     """Changes when the source files or the unit conversions change, so a stale cache is never reused."""
     parts = [f"{name}:{(folder / name).stat().st_size}" for name in MAIN_FILES + (TENSOR_FILE,)]
     parts += [f"{c.name}={c.source}*{c.factor!r}" for c in MAIN_COLUMNS + TENSOR_COLUMNS]
+    parts += [f"{c.name}={c.source}" for c in ATOM_COLUMNS]
     return ";".join(parts)
 
 
@@ -89,7 +92,7 @@ def parse(folder: Path | None = None) -> QM9Arrays:
     import pandas as pd
 
     folder = folder or data_dir()
-    sources = [c.source for c in MAIN_COLUMNS]
+    sources = [c.source for c in MAIN_COLUMNS + ATOM_COLUMNS]
     frames = [pd.read_csv(folder / name, usecols=["XYZ_file", "N_atoms", "Elements", "XYZ_Ang", *sources])
               for name in MAIN_FILES]
     main = pd.concat(frames, ignore_index=True)
@@ -115,5 +118,8 @@ def parse(folder: Path | None = None) -> QM9Arrays:
     columns = [main[c.source].to_numpy(dtype=np.float64) * c.factor for c in MAIN_COLUMNS]
     columns += [tensor[c.source].to_numpy(dtype=np.float64) * c.factor for c in TENSOR_COLUMNS]
     names = [c.name for c in MAIN_COLUMNS + TENSOR_COLUMNS]
+    per_atom = [_parse_floats(main[c.source].to_numpy(dtype=str), n_atoms, c.name) for c in ATOM_COLUMNS]
     ids = main["XYZ_file"].str.removesuffix(".xyz").to_numpy(dtype=str)
-    return QM9Arrays(ids, numbers, positions, offsets, np.stack(columns, axis=1), np.array(names))
+    return QM9Arrays(ids, numbers, positions, offsets, np.stack(columns, axis=1), np.array(names),
+                     np.stack(per_atom, axis=1).reshape(n_atoms, len(ATOM_COLUMNS)),
+                     np.array([c.name for c in ATOM_COLUMNS]))

@@ -6,7 +6,9 @@ Atoms start from an embedding of their element; each interaction block lets ever
 collect its neighbours' features, each weighted element-wise by a filter that a small
 network generates from the interatomic distance (expanded on Gaussians). Atom-wise layers
 then map the final features to per-atom contributions, summed (extensive targets such as
-energies) or averaged (intensive ones such as the HOMO-LUMO gap) over each structure.
+energies) or averaged (intensive ones such as the HOMO-LUMO gap) over each structure. Per-atom
+targets (partial charges) get their own atom-wise head on the same final features, built only
+when the run asks for them (``n_atom_outputs`` > 0).
 
 Written for CPU speed without changing the function: the filters depend on the distance
 only, so the radial basis, the cutoff and every block's filter network run once per unordered
@@ -118,7 +120,7 @@ class SchNet(AtomisticModel):
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 64, num_filters: int = 64,
                  num_interactions: int = 3, num_gaussians: int = 50, cutoff: float = 5.0,
-                 readout: str = "sum", max_atomic_number: int = 100) -> None:
+                 readout: str = "sum", max_atomic_number: int = 100, n_atom_outputs: int = 0) -> None:
         super().__init__(n_outputs)
         if readout not in ("sum", "mean"):
             raise ValueError(f"readout must be 'sum' or 'mean', got {readout!r}")
@@ -128,16 +130,16 @@ class SchNet(AtomisticModel):
         self.cutoff = float(cutoff)
         self.readout = readout
         self.max_atomic_number = max_atomic_number
+        self.n_atom_outputs = n_atom_outputs
 
         self.embedding = nn.Embedding(max_atomic_number + 1, hidden_channels)
         self.rbf = GaussianRBF(num_gaussians, cutoff)
         self.interactions = nn.ModuleList(
             Interaction(hidden_channels, num_filters, num_gaussians) for _ in range(num_interactions))
-        self.output = nn.Sequential(
-            nn.Linear(hidden_channels, hidden_channels // 2),
-            ShiftedSoftplus(),
-            nn.Linear(hidden_channels // 2, n_outputs),
-        )
+        self.output = _atomwise(hidden_channels, n_outputs)
+        # Per-atom targets read the same final features through their own head: a charge is
+        # not a share of a total, so it does not go through the pooled output.
+        self.atom_output = _atomwise(hidden_channels, n_atom_outputs) if n_atom_outputs else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -174,7 +176,19 @@ class SchNet(AtomisticModel):
             counts = batch["natoms"].to(h.dtype).clamp_min(1).unsqueeze(-1)
             y = y / counts
             pooled = pooled / counts
-        return ModelOutput(y=y, atom_embedding=h, graph_embedding=pooled)
+        out = ModelOutput(y=y, atom_embedding=h, graph_embedding=pooled)
+        if self.atom_output is not None:
+            out["atom_y"] = self.atom_output(h)
+        return out
+
+
+def _atomwise(hidden_channels: int, outputs: int) -> nn.Sequential:
+    """Dense -> ssp -> Dense applied to every atom's features (the paper's output network)."""
+    return nn.Sequential(
+        nn.Linear(hidden_channels, max(hidden_channels // 2, 1)),
+        ShiftedSoftplus(),
+        nn.Linear(max(hidden_channels // 2, 1), outputs),
+    )
 
 
 class PairGraph(NamedTuple):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import molplat
-from molplat.specs import ComponentSpec, Setting
+from molplat.specs import MAX_CUTOFF, ComponentSpec, Setting
 
 MOLPLAT_API = ">=1.0,<2"
 
@@ -12,16 +12,23 @@ CITATION = (
     "J. Chem. Phys. 148, 241722 (2018), doi:10.1063/1.5019779"
 )
 
+#: widths beyond this only exhaust memory
+MAX_WIDTH = 4096
+#: the heaviest element (oganesson)
+MAX_ATOMIC_NUMBER = 118
+
 SETTINGS = (
-    Setting("hidden_channels", "int", 64, "size of the per-atom feature vectors", minimum=1),
-    Setting("num_filters", "int", 64, "size of the continuous filters (cfconv width)", minimum=1),
-    Setting("num_interactions", "int", 3, "number of interaction blocks", minimum=1),
-    Setting("num_gaussians", "int", 50, "Gaussians expanding each distance over [0, cutoff]", minimum=1),
+    Setting("hidden_channels", "int", 64, "size of the per-atom feature vectors", minimum=1, maximum=MAX_WIDTH),
+    Setting("num_filters", "int", 64, "size of the continuous filters (cfconv width)", minimum=1, maximum=MAX_WIDTH),
+    Setting("num_interactions", "int", 3, "number of interaction blocks", minimum=1, maximum=64),
+    Setting("num_gaussians", "int", 50, "Gaussians expanding each distance over [0, cutoff]", minimum=1,
+            maximum=MAX_WIDTH),
     Setting("cutoff", "float", 5.0, "radius in Å of the smooth cosine cutoff; use the representation's cutoff",
-            minimum=0.1),
+            minimum=0.1, maximum=MAX_CUTOFF),
     Setting("readout", "str", "sum", "pool atom contributions: sum (extensive, energies) or mean (intensive)",
             choices=("sum", "mean")),
-    Setting("max_atomic_number", "int", 100, "largest atomic number the element embedding holds", minimum=1),
+    Setting("max_atomic_number", "int", 100, "largest atomic number the element embedding holds", minimum=1,
+            maximum=MAX_ATOMIC_NUMBER),
 )
 
 
@@ -35,7 +42,7 @@ def molplat_models() -> list[ComponentSpec]:
             summary="SchNet: continuous-filter convolutions on a radius graph (molecules and crystals)",
             settings=SETTINGS,
             accepts=("adjacency_list",),
-            outputs=("property", "energy", "forces"),
+            outputs=("property", "energy", "forces", "atom_property"),
             citation=CITATION,
         )
     ]
