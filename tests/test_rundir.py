@@ -19,6 +19,7 @@ import molplat
 from molplat.errors import ValidationError
 from molplat.files import atomic_save_npz, atomic_write_text, load_npz
 from molplat.rundir import RunDirectory, read_checkpoint
+from molplat_sdk.damage import CACHE_DAMAGE, CACHE_DAMAGE_IDS
 
 PIPELINE = {
     "dataset": {"name": "qm9", "size": 80, "split": [0.5, 0.25, 0.25]},
@@ -210,27 +211,13 @@ def test_atomic_writes_follow_the_umask(tmp_path):
     assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o640
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "bit-flip", "edited"])
+@pytest.mark.parametrize("damage", CACHE_DAMAGE, ids=CACHE_DAMAGE_IDS)
 def test_a_damaged_cache_is_noticed_deleted_and_reported_in_one_line(tmp_path, capsys, damage):
     path = tmp_path / "cache.npz"
     values = np.linspace(0.0, 1.0, 1000)
     atomic_save_npz(path, values=values, names=np.array(["a", "b"]))
     assert np.array_equal(load_npz(path)["values"], values)
-    data = bytearray(path.read_bytes())
-    if damage == "truncated":
-        data = data[: len(data) // 2]
-    elif damage == "empty":
-        data = bytearray()
-    elif damage == "bit-flip":
-        data[len(data) // 3] ^= 0x10
-    else:  # a value changed and the file re-saved without the digest being updated
-        with np.load(path) as stored:
-            arrays = {k: stored[k] for k in stored.files}
-        arrays["values"] = arrays["values"] * 2
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        data = bytearray(buffer.getvalue())
-    path.write_bytes(bytes(data))
+    damage(path)
     assert load_npz(path, what="test cache") is None
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"notice: test cache {path} is damaged") and "rebuilding it" in err[0]

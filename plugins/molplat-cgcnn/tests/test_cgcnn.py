@@ -1,7 +1,6 @@
 """Behaviour of the CGCNN model on both batch forms (list and matrix)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from ase.build import bulk, molecule

@@ -12,11 +12,11 @@ from ase.build import bulk
 from ase.data import atomic_masses
 
 from molplat.errors import ValidationError
-from molplat.files import DIGEST_KEY
 from molplat_coremof import coremof, plugin, source
 from molplat_coremof.cif import BadCIF, count_sites, parse_cif
 from molplat_coremof.coremof import DEV_SIZE, CoREMOF
 from molplat_coremof.targets import TARGETS
+from molplat_sdk.damage import CACHE_DAMAGE, CACHE_DAMAGE_IDS
 
 DEV_FIRST_IDS = ["AMUFOF_clean", "ASOHUL_clean", "ATIBIO_clean"]
 DEV_IDS_SHA256 = "8c56cdb720a8a1e2e6afceb5b77cfbcf1f82468b0724bf1eb7f0d0d963f45753"
@@ -106,33 +106,7 @@ def test_bad_cifs_are_skipped_and_counted(fake_release: dict[str, str], tmp_path
     assert len(ds) == 2 and ds[0].targets["lcd"] == 1.5 and sum(ds.skipped.values()) == 4
 
 
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _empty(path: Path) -> None:
-    path.write_bytes(b"")
-
-
-def _flip_a_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
-def _edit_a_value(path: Path) -> None:
-    """A well-formed file whose contents no longer match the digest stored inside it."""
-    with np.load(path) as stored:
-        arrays = {name: stored[name] for name in stored.files}
-    arrays["targets"] = arrays["targets"].copy()
-    arrays["targets"][0, 0] += 1.0
-    assert DIGEST_KEY in arrays
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
-@pytest.mark.parametrize("damage", [_truncate, _empty, _flip_a_byte, _edit_a_value],
-                         ids=["truncated", "empty", "flipped-byte", "edited-value"])
+@pytest.mark.parametrize("damage", CACHE_DAMAGE, ids=CACHE_DAMAGE_IDS)
 def test_a_damaged_cache_is_rebuilt_with_one_notice(damage, fake_release: dict[str, str], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
     first = CoREMOF(subset="full", cache_dir=str(tmp_path / "cache"))

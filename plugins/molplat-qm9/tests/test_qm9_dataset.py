@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from molplat.errors import MolplatError, ValidationError
-from molplat.files import DIGEST_KEY
 from molplat_qm9 import cache, selection, source
 from molplat_qm9.dataset import DEV_SIZE, QM9
 from molplat_qm9.targets import ATOM_COLUMNS, COLUMNS
+from molplat_sdk.damage import CACHE_DAMAGE, CACHE_DAMAGE_IDS
 
 HARTREE_EV = 27.211386245988
 # The dev set is fixed forever: a change here means users' dev results stop being comparable.
@@ -211,33 +211,7 @@ cutoff = 4.0
 
 
 # -- checked caches -------------------------------------------------------------------------------
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _empty(path: Path) -> None:
-    path.write_bytes(b"")
-
-
-def _flip_a_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
-def _edit_a_value(path: Path) -> None:
-    """A well-formed file whose contents no longer match the digest stored inside it."""
-    with np.load(path) as stored:
-        arrays = {name: stored[name] for name in stored.files}
-    arrays["positions"] = arrays["positions"].copy()
-    arrays["positions"][0, 0] += 0.5
-    assert DIGEST_KEY in arrays
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
-@pytest.mark.parametrize("damage", [_truncate, _empty, _flip_a_byte, _edit_a_value],
-                         ids=["truncated", "empty", "flipped-byte", "edited-value"])
+@pytest.mark.parametrize("damage", CACHE_DAMAGE, ids=CACHE_DAMAGE_IDS)
 def test_a_damaged_selection_cache_is_rebuilt_with_one_notice(damage, qm9_cache: Path, dev: QM9, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "qm9"
