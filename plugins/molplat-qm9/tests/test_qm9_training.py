@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import molplat
 from molplat.structure import Structure
@@ -30,11 +29,7 @@ def u0_run(qm9_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
                     "num_threads": 1},  # a tiny model: a second thread only waits (8x slower on a busy machine)
         "output": {"dir": str(tmp_path_factory.mktemp("runs")), "name": "u0", "plots": False},
     })
-    threads = torch.get_num_threads()
-    try:
-        return pipeline.run(echo=lambda message: None)
-    finally:
-        torch.set_num_threads(threads)  # num_threads applies to the process: give the other tests theirs back
+    return pipeline.run(echo=lambda message: None)
 
 
 def test_u0_is_learnt_on_top_of_per_element_references(u0_run: dict, dev) -> None:
