@@ -9,7 +9,7 @@ import pytest
 
 import molplat
 from molplat.data import make_sample
-from molplat.data.store import SampleStore
+from molplat.data.store import STORED_TYPES, SampleStore
 from molplat.pipeline.prepare import build_dataset
 
 PIPELINE = {
@@ -66,9 +66,11 @@ def test_the_store_is_built_once_and_holds_exactly_what_featurisation_gives(mode
         for key, value in expected.features.items():
             assert stored.features[key].dtype == value.dtype and np.array_equal(stored.features[key], value), key
         assert np.array_equal(stored.y, expected.y)
-    # integers are kept small on disk: edge indices of molecules fit int8/int16
-    meta = json.loads((folder / "shard-00000" / "meta.json").read_text())
-    assert meta["fields"]["edge_index"]["dtype"] == "<i8" and meta["fields"]["edge_index"]["stored"] in ("|i1", "<i2")
+    # integers are kept small on disk (edge indices of molecules fit int8) and come back as int64
+    row = np.fromfile(folder / "shard-00000" / "index.bin", dtype=np.int64, count=store.width)
+    position = 1 + sum(1 + entry["ndim"] for name, entry in store.layout.items()
+                       if list(store.layout).index(name) < list(store.layout).index("edge_index"))
+    assert STORED_TYPES[int(row[position])] == np.dtype("i1") and store[0].features["edge_index"].dtype == np.int64
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "unfinished"])
@@ -76,7 +78,7 @@ def test_a_damaged_store_is_noticed_and_rebuilt(tmp_path, capsys, damage):
     store_root = tmp_path / "store"
     first = run(tmp_path, "a", store=str(store_root))
     (folder,) = [p for p in store_root.iterdir() if p.is_dir()]
-    target = folder / "shard-00000" / "positions.data"
+    target = folder / "shard-00000" / "records.bin"
     data = bytearray(target.read_bytes())
     if damage == "truncate":
         target.write_bytes(bytes(data[:-8]))
@@ -107,3 +109,32 @@ def test_preprocess_builds_the_store_that_run_then_reads(tmp_path, molplat_cli):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (folder / "store.json").stat().st_mtime_ns == built and "building the store" not in proc.stdout
     assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
+def test_energy_forces_from_a_store_whose_structures_lack_forces_is_refused(tmp_path):
+    """The store path refuses what the in-memory path refuses: an energy+forces run on frames without forces."""
+    import ase.io
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for k in range(8):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        atoms.calc = EMT()
+        results = {"energy": atoms.get_potential_energy()}
+        if k != 5:  # one frame carries its energy only
+            results["forces"] = atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        frames.append(atoms)
+    ase.io.write(tmp_path / "cu.extxyz", frames)
+    raw = {"dataset": {"name": "atoms_file", "path": str(tmp_path / "cu.extxyz"), "split": [0.5, 0.25, 0.25]},
+           "representation": {"name": "adjacency_list", "cutoff": 3.0},
+           "model": {"name": "schnet", "hidden_channels": 8, "num_filters": 8, "num_interactions": 1, "cutoff": 3.0},
+           "trainer": {"task": "energy_forces", "max_epochs": 1, "progress_bar": False},
+           "data": {"store": str(tmp_path / "store")}, "output": {"dir": str(tmp_path / "runs")}}
+    with pytest.raises(molplat.ValidationError, match=r"'energy_forces' needs forces, but 1 structures of dataset "
+                                                      r"'atoms_file' have none \(first: 'cu.extxyz:5'\)"):
+        molplat.load_pipeline(raw).run(echo=lambda message: None)
+    assert not (tmp_path / "runs").exists()

@@ -79,15 +79,23 @@ class SampleCollator:
         self.dtype = dtype
 
     def __call__(self, samples: list[Sample]) -> Batch:
-        batch = self.representation.collate([s.features for s in samples])
-        batch = Batch({k: v.to(self.dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-                       for k, v in batch.items()})
+        batch = Batch({k: _cast(v, self.dtype) for k, v in
+                       self.representation.collate([s.features for s in samples]).items()})
         batch["y"] = torch.from_numpy(np.stack([np.asarray(s.y, dtype=np.float64) for s in samples]))
         if all(s.atom_y is not None for s in samples):
             batch["atom_y"] = torch.from_numpy(np.concatenate([s.atom_y for s in samples]).astype(np.float64))
         if all(s.forces is not None for s in samples):
             batch["forces"] = torch.from_numpy(np.concatenate([s.forces for s in samples])).to(self.dtype)
         return batch
+
+
+def _cast(value: Any, dtype: torch.dtype) -> Any:
+    """A floating tensor in ``dtype``; cast by numpy, which on a busy machine beats torch's threaded copy."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dtype == dtype:
+        return value
+    if value.device.type == "cpu" and not value.requires_grad:
+        return torch.from_numpy(value.numpy().astype(torch.empty((), dtype=dtype).numpy().dtype))
+    return value.to(dtype)
 
 
 class SampleList(torch.utils.data.Dataset):

@@ -64,10 +64,6 @@ class StoreSamples(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Sample:
         return self.store[int(self.indices[index])]
 
-    def __getitems__(self, indices: list[int]) -> list[Sample]:
-        """A whole batch in one read (the DataLoader calls this when it exists)."""
-        return self.store.get_many(self.indices[np.asarray(indices, dtype=np.int64)])
-
 
 def _as_list(items: list[Any]) -> list[Any]:
     return items

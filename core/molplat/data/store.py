@@ -1,46 +1,53 @@
-"""The preprocessed store: featurised samples written once in shards, read memory-mapped.
+"""The preprocessed store: featurised samples written once in shards, read in place.
 
 Layout of a store folder (one per dataset, representation and targets; see ``store_key``)::
 
-    store.json                 format, key, number of samples, shard bounds, elements, fields
-    shard-00000/meta.json      per field: dtype, ndim, file sizes and SHA-256 digests
-    shard-00000/F.data         every sample's array of field F, flattened and concatenated
-    shard-00000/F.offsets      int64 [n + 1]: where sample i's values start and end
-    shard-00000/F.shapes       int64 [n, ndim]: the shape of sample i's array
-    shard-00000/ids.json       the structure ids
+    store.json               format, key, number of samples, shard bounds, elements, fields
+    labelled.npy             bool [n]: whether sample i has every target
+    shard-00000/records.bin  sample after sample, each one blob: its fields' values back to back
+    shard-00000/index.bin    int64 [n, width]: where each blob starts, then per field the
+                             stored type code and the array's shape
+    shard-00000/meta.json    the shard's count and the sizes and SHA-256 digests of both files
 
 Any representation whose ``featurize`` returns numpy arrays can be stored, without the
-representation knowing: fields are flattened generically. Integer fields are kept in
-the smallest integer type holding their values (edge indices fit int16) and given back
-in their original type. A shard is finished (its ``meta.json`` written last,
-atomically) before the next begins, ``store.json`` is written after the last, and a
-store whose files do not match their recorded sizes and digests is rebuilt. Reading
-maps the files (no copy into memory) and drops the pages it has read from this
-process's resident set every few thousand samples, so a pass over a store larger than
-memory keeps a small footprint. It needs nothing beyond numpy.
+representation knowing: fields are flattened generically, plus the labels and the id.
+Integers are kept in the smallest integer type that holds a sample's values (edge
+indices of molecules fit int8) and given back in their original type.
+
+Reading takes two positioned reads per sample (``os.pread``: its index row, then its
+blob), so no file is loaded or mapped whole: the page cache holds what was read, and the
+process's resident set stays that of one batch. (Memory maps were measured first: each
+random read faulted in megabytes of large folios around it, counted in the resident set,
+3.8 GB for one epoch of a 3.9M-sample store; see benchmarks/RESULTS.md.) Writing
+streams: a sample is written as it comes, a shard is finished (``meta.json`` written
+last) before the next begins, ``store.json`` after the last; a store whose files do not
+match their sizes and digests is rebuilt. It needs nothing beyond numpy.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import mmap
+import math
 import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from molplat.files import atomic_write_text
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
 STORE_FILE = "store.json"
+LABELLED_FILE = "labelled.npy"
+ID_FIELD = "__id"
+#: sample fields that are labels, not features
 LABEL_FIELDS = ("__y", "__atom_y", "__forces")
-DEFAULT_SHARD_SIZE = 100_000
-#: reads between two releases of mapped pages from the resident set
-RELEASE_EVERY = 4096
+DEFAULT_SHARD_SIZE = 50_000
+#: the types values are stored in; the index gives each field of each sample its code
+STORED_TYPES = tuple(np.dtype(t) for t in ("i1", "i2", "i4", "i8", "?", "<f4", "<f8", "u1"))
 
 
 def store_key(dataset: dict[str, Any], representation: dict[str, Any], heads: dict[str, Any]) -> str:
@@ -50,121 +57,126 @@ def store_key(dataset: dict[str, Any], representation: dict[str, Any], heads: di
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _smallest_int(values: np.ndarray) -> np.dtype:
-    if values.size == 0:
-        return np.dtype(np.int8)
-    low, high = int(values.min()), int(values.max())
-    for dtype in (np.int8, np.int16, np.int32, np.int64):
-        info = np.iinfo(dtype)
-        if info.min <= low and high <= info.max:
-            return np.dtype(dtype)
-    return np.dtype(np.int64)
+def _stored_type(array: np.ndarray) -> np.dtype:
+    """The smallest stored type for this array's values (integers shrink; the rest keep their type)."""
+    if array.dtype.kind in "iu" and array.dtype.itemsize > 1:
+        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        for dtype in STORED_TYPES[:4]:
+            info = np.iinfo(dtype)
+            if info.min <= low and high <= info.max:
+                return dtype
+    if array.dtype not in STORED_TYPES:
+        raise ValueError(f"the store cannot hold arrays of type {array.dtype}; featurize must return numbers")
+    return array.dtype
 
 
-def _file_digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def _write_bytes(path: Path, array: np.ndarray) -> tuple[int, str]:
-    data = np.ascontiguousarray(array).tobytes()
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return len(data), hashlib.sha256(data).hexdigest()
-
-
-def _record(sample: Any) -> dict[str, np.ndarray]:
+def _fields(sample: Any) -> dict[str, np.ndarray]:
+    """A sample's arrays by field; absent per-atom labels are stored as empty arrays (no atom has none)."""
     fields = {k: np.asarray(v) for k, v in sample.features.items()}
     fields["__y"] = np.asarray(sample.y, dtype=np.float64)
-    if sample.atom_y is not None:
-        fields["__atom_y"] = np.asarray(sample.atom_y, dtype=np.float64)
-    if sample.forces is not None:
-        fields["__forces"] = np.asarray(sample.forces, dtype=np.float64)
+    fields["__atom_y"] = np.zeros((0, 0)) if sample.atom_y is None else np.asarray(sample.atom_y, dtype=np.float64)
+    fields["__forces"] = np.zeros((0, 3)) if sample.forces is None else np.asarray(sample.forces, dtype=np.float64)
+    fields[ID_FIELD] = np.frombuffer(str(sample.id).encode(), dtype=np.uint8)
     return fields
 
 
-def write_shard(folder: Path, samples: list[Any]) -> dict[str, Any]:
-    """Write one shard of samples; its meta.json goes last, so a shard without it is unfinished."""
-    folder.mkdir(parents=True, exist_ok=True)
-    records = [_record(s) for s in samples]
-    names = list(records[0])
-    meta: dict[str, Any] = {"count": len(samples), "fields": {}}
-    for name in names:
-        if any(name not in r for r in records):
-            raise ValueError(f"field {name!r} is missing from some samples; featurize must return the same fields")
-        arrays = [r[name] for r in records]
-        ndim = arrays[0].ndim
-        if any(a.ndim != ndim for a in arrays):
-            raise ValueError(f"field {name!r} has arrays of different dimensions across samples")
-        original = np.result_type(*{a.dtype for a in arrays})
-        flat = np.concatenate([a.reshape(-1) for a in arrays]) if arrays else np.zeros(0, dtype=original)
-        stored = _smallest_int(flat) if original.kind in "iu" and original.itemsize > 1 else flat.dtype
-        if original.kind == "b":
-            stored = np.dtype(np.bool_)
-        counts = np.array([a.size for a in arrays], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        shapes = np.array([a.shape for a in arrays], dtype=np.int64).reshape(len(arrays), ndim)
-        entry: dict[str, Any] = {"dtype": original.str, "stored": np.dtype(stored).str, "ndim": ndim, "files": {}}
-        for suffix, array in (("data", flat.astype(stored, copy=False)), ("offsets", offsets), ("shapes", shapes)):
-            size, digest = _write_bytes(folder / f"{name}.{suffix}", array)
-            entry["files"][suffix] = {"bytes": size, "sha256": digest}
-        meta["fields"][name] = entry
-    atomic_write_text(folder / "ids.json", json.dumps([s.id for s in samples]))
-    atomic_write_text(folder / "meta.json", json.dumps(meta))
-    return meta
+class _ShardWriter:
+    """Appends samples to one shard's two files, hashing them as they are written."""
+
+    def __init__(self, folder: Path, layout: dict[str, dict[str, Any]]) -> None:
+        folder.mkdir(parents=True)
+        self.folder, self.layout, self.count, self.position = folder, layout, 0, 0
+        self.files: dict[str, tuple[IO[bytes], Any]] = {
+            name: (open(folder / name, "wb"), hashlib.sha256()) for name in ("records.bin", "index.bin")}
+
+    def _write(self, name: str, data: bytes) -> None:
+        handle, digest = self.files[name]
+        handle.write(data)
+        digest.update(data)
+
+    def add(self, fields: dict[str, np.ndarray]) -> None:
+        if list(fields) != list(self.layout):
+            raise ValueError(f"a sample has fields {list(fields)}, the first had {list(self.layout)}; featurize "
+                             f"must return the same fields for every structure")
+        row, blob = [self.position], []
+        for name, array in fields.items():
+            if array.ndim != self.layout[name]["ndim"]:
+                raise ValueError(f"field {name!r} has {array.ndim} dimensions here and {self.layout[name]['ndim']} "
+                                 f"in the first sample")
+            stored = _stored_type(array)
+            data = np.ascontiguousarray(array, dtype=stored).tobytes()
+            row += [STORED_TYPES.index(stored), *array.shape]
+            blob.append(data)
+        data = b"".join(blob)
+        self._write("records.bin", data)
+        self._write("index.bin", np.asarray(row, dtype=np.int64).tobytes())
+        self.position += len(data)
+        self.count += 1
+
+    def close(self) -> dict[str, Any]:
+        files = {}
+        for name, (handle, digest) in self.files.items():
+            handle.flush()
+            os.fsync(handle.fileno())
+            files[name] = {"bytes": handle.tell(), "sha256": digest.hexdigest()}
+            handle.close()
+        meta = {"count": self.count, "files": files}
+        atomic_write_text(self.folder / "meta.json", json.dumps(meta))
+        return meta
 
 
 class SampleStore:
     """A store folder opened for reading; ``store[i]`` is a ``molplat.data.Sample``.
 
-    Safe to use from DataLoader worker processes: each process maps the files itself
-    on first use.
+    Safe to use from DataLoader worker processes: each process opens the files itself on
+    first use.
     """
 
     def __init__(self, folder: Path, info: dict[str, Any]) -> None:
         self.folder = Path(folder)
         self.info = info
         self.bounds = np.asarray(info["bounds"], dtype=np.int64)  # [n_shards + 1]
-        self._shards: dict[int, dict[str, Any]] = {}
+        self.layout: dict[str, dict[str, Any]] = info["fields"]
+        self.width = 1 + sum(1 + entry["ndim"] for entry in self.layout.values())
+        self._fields = [(name, entry["ndim"], np.dtype(entry["dtype"])) for name, entry in self.layout.items()]
+        self._handles: dict[int, tuple[int, int]] = {}
         self._pid = -1
-        self._reads = 0
-        self._ids: list[str] | None = None
 
     # -- building and opening ----------------------------------------------------------------
     @classmethod
-    def build(cls, folder: str | os.PathLike, samples: Iterable[Any], key: str, total: int | None = None,
-              shard_size: int = DEFAULT_SHARD_SIZE, progress: Callable[[int], None] | None = None) -> "SampleStore":
-        """Write ``samples`` (any iterable of Sample, streamed: one shard in memory at a time)."""
+    def build(cls, folder: str | os.PathLike, samples: Iterable[Any], key: str, shard_size: int = DEFAULT_SHARD_SIZE,
+              progress: Callable[[int], None] | None = None) -> "SampleStore":
+        """Write ``samples`` (any iterable of Sample), streaming: memory holds one sample at a time."""
         folder = Path(folder)
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        bounds, elements, labelled, buffer, shard = [0], set(), [], [], 0
-        fields: dict[str, Any] = {}
-
-        def flush() -> None:
-            nonlocal shard, buffer
-            if buffer:
-                meta = write_shard(folder / f"shard-{shard:05d}", buffer)
-                fields.update({k: {"dtype": v["dtype"], "ndim": v["ndim"]} for k, v in meta["fields"].items()})
-                bounds.append(bounds[-1] + len(buffer))
-                shard, buffer = shard + 1, []
-
+        bounds, elements, labelled, without_forces = [0], set(), bytearray(), []
+        layout: dict[str, dict[str, Any]] = {}
+        writer: _ShardWriter | None = None
         for sample in samples:
-            buffer.append(sample)
+            fields = _fields(sample)
+            if not layout:
+                layout = {name: {"dtype": array.dtype.str, "ndim": array.ndim} for name, array in fields.items()}
+            if writer is None:
+                writer = _ShardWriter(folder / f"shard-{len(bounds) - 1:05d}", layout)
+            writer.add(fields)
             elements.update(np.unique(sample.features["numbers"]).tolist())
             labelled.append(_labelled(sample))
+            if sample.forces is None:
+                without_forces.append(str(sample.id))
             if progress is not None:
                 progress(1)
-            if len(buffer) >= shard_size:
-                flush()
-        flush()
-        np.save(folder / "labelled.npy", np.array(labelled, dtype=bool))
+            if writer.count >= shard_size:
+                bounds.append(bounds[-1] + writer.close()["count"])
+                writer = None
+        if writer is not None:
+            bounds.append(bounds[-1] + writer.close()["count"])
+        np.save(folder / LABELLED_FILE, np.frombuffer(bytes(labelled), dtype=bool))
         info = {"format": STORE_FORMAT, "key": key, "count": bounds[-1], "bounds": bounds,
-                "elements": sorted(int(z) for z in elements), "fields": fields,
-                "labelled_sha256": _file_digest(folder / "labelled.npy")}
+                "elements": sorted(int(z) for z in elements), "fields": layout,
+                "without_forces": {"count": len(without_forces), "first": without_forces[:1]},
+                "labelled_sha256": _file_digest(folder / LABELLED_FILE)}
         atomic_write_text(folder / STORE_FILE, json.dumps(info, indent=1))
         return cls(folder, info)
 
@@ -172,8 +184,9 @@ class SampleStore:
     def open(cls, folder: str | os.PathLike, key: str, verify: bool = True) -> "SampleStore | None":
         """The store in ``folder`` built for ``key``, or None when it is missing, unfinished, or damaged.
 
-        ``verify`` checks every file's size and SHA-256 digest (a bit flip is found
-        here); a damaged store gets a one-line notice and is rebuilt by the caller.
+        ``verify`` checks every file's size and SHA-256 digest (a bit flip is found here;
+        about a second per 1.5 GB); a damaged store gets a one-line notice and is rebuilt
+        by the caller.
         """
         folder = Path(folder)
         path = folder / STORE_FILE
@@ -202,44 +215,26 @@ class SampleStore:
         return list(self.info["elements"])
 
     @property
-    def labelled(self) -> np.ndarray:
-        return np.load(self.folder / "labelled.npy")
+    def without_forces(self) -> tuple[int, str | None]:
+        """How many samples carry no forces, and the id of the first."""
+        entry = self.info.get("without_forces", {"count": 0, "first": []})
+        return int(entry["count"]), (entry["first"] or [None])[0]
 
     @property
-    def ids(self) -> list[str]:
-        if self._ids is None:
-            self._ids = [i for s in range(len(self.bounds) - 1)
-                         for i in json.loads((self.folder / f"shard-{s:05d}" / "ids.json").read_text())]
-        return self._ids
+    def labelled(self) -> np.ndarray:
+        return np.load(self.folder / LABELLED_FILE)
 
     def shard_of(self, index: int) -> int:
         return int(np.searchsorted(self.bounds, index, side="right") - 1)
 
-    def _shard(self, number: int) -> dict[str, Any]:
-        if self._pid != os.getpid():  # a fresh process (a DataLoader worker): map the files anew
-            self._shards, self._pid = {}, os.getpid()
-        if number not in self._shards:
+    def _files(self, number: int) -> tuple[int, int]:
+        if self._pid != os.getpid():  # a fresh process (a DataLoader worker): open the files anew
+            self._handles, self._pid = {}, os.getpid()
+        if number not in self._handles:
             folder = self.folder / f"shard-{number:05d}"
-            meta = json.loads((folder / "meta.json").read_text())
-            maps: dict[str, Any] = {"ids": json.loads((folder / "ids.json").read_text()), "fields": {}, "mmaps": []}
-            for name, entry in meta["fields"].items():
-                views = {}
-                for suffix, dtype in (("data", entry["stored"]), ("offsets", "<i8"), ("shapes", "<i8")):
-                    views[suffix] = self._map(folder / f"{name}.{suffix}", np.dtype(dtype), maps["mmaps"])
-                views["shapes"] = views["shapes"].reshape(-1, entry["ndim"]) if entry["ndim"] else \
-                    np.zeros((meta["count"], 0), dtype=np.int64)
-                maps["fields"][name] = (views, np.dtype(entry["dtype"]))
-            self._shards[number] = maps
-        return self._shards[number]
-
-    @staticmethod
-    def _map(path: Path, dtype: np.dtype, keep: list[mmap.mmap]) -> np.ndarray:
-        if path.stat().st_size == 0:
-            return np.zeros(0, dtype=dtype)
-        with open(path, "rb") as handle:
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        keep.append(mapped)
-        return np.frombuffer(mapped, dtype=dtype)
+            self._handles[number] = (os.open(folder / "index.bin", os.O_RDONLY),
+                                     os.open(folder / "records.bin", os.O_RDONLY))
+        return self._handles[number]
 
     def __getitem__(self, index: int) -> Any:
         from molplat.data.samples import Sample
@@ -248,72 +243,42 @@ class SampleStore:
         if not 0 <= index < len(self):
             raise IndexError(f"store index {index} out of range for {len(self)} samples")
         number = self.shard_of(index)
-        shard = self._shard(number)
-        local = index - int(self.bounds[number])
-        values: dict[str, np.ndarray] = {}
-        for name, (views, dtype) in shard["fields"].items():
-            start, stop = views["offsets"][local], views["offsets"][local + 1]
-            values[name] = np.array(views["data"][start:stop], dtype=dtype).reshape(tuple(views["shapes"][local]))
-        self._count_reads(1)
-        y = values.pop("__y")
-        atom_y, forces = values.pop("__atom_y", None), values.pop("__forces", None)
-        return Sample(shard["ids"][local], values, y, forces, atom_y)
+        index_fd, records_fd = self._files(number)
+        row_bytes = 8 * self.width
+        row = np.frombuffer(os.pread(index_fd, row_bytes, (index - int(self.bounds[number])) * row_bytes),
+                            dtype=np.int64).tolist()
+        start, column, pieces, total = row[0], 1, [], 0
+        for name, ndim, dtype in self._fields:
+            stored = STORED_TYPES[row[column]]
+            shape = tuple(row[column + 1: column + 1 + ndim])
+            count = math.prod(shape)
+            pieces.append((name, stored, shape, count, dtype))
+            total += count * stored.itemsize
+            column += 1 + ndim
+        blob = os.pread(records_fd, total, start)
+        values, offset = {}, 0
+        for name, stored, shape, count, dtype in pieces:
+            values[name] = np.frombuffer(blob, stored, count, offset).astype(dtype).reshape(shape)
+            offset += count * stored.itemsize
+        sid = values.pop(ID_FIELD).tobytes().decode()
+        y, atom_y, forces = values.pop("__y"), values.pop("__atom_y", None), values.pop("__forces", None)
+        return Sample(sid, values, y, _present(forces), _present(atom_y))
 
-    def get_many(self, indices: Any) -> list[Any]:
-        """The samples at ``indices``, in that order, equal to ``[store[i] for i in indices]``.
+    def close(self) -> None:
+        for handles in self._handles.values():
+            for fd in handles:
+                os.close(fd)
+        self._handles = {}
 
-        A DataLoader asks for a whole batch at once (``StoreSamples.__getitems__``): each
-        field of each shard is gathered with one copy for the batch instead of one per
-        sample, which removes most of the per-sample numpy calls. A sample's arrays are
-        views of that batch copy.
-        """
-        from molplat.data.samples import Sample
-
-        positions = np.asarray(indices, dtype=np.int64).reshape(-1)
-        outside = (positions < 0) | (positions >= len(self))
-        if outside.any():
-            raise IndexError(f"store index {int(positions[outside][0])} out of range for {len(self)} samples")
-        numbers = np.searchsorted(self.bounds, positions, side="right") - 1
-        samples: list[Any] = [None] * len(positions)
-        for number in np.unique(numbers).tolist():
-            where = np.flatnonzero(numbers == number)
-            local = positions[where] - self.bounds[number]
-            shard = self._shard(number)
-            columns = {name: _gather(views, dtype, local) for name, (views, dtype) in shard["fields"].items()}
-            for k, (position, row) in enumerate(zip(where.tolist(), local.tolist())):
-                values = {name: column[k] for name, column in columns.items()}
-                y = values.pop("__y")
-                atom_y, forces = values.pop("__atom_y", None), values.pop("__forces", None)
-                samples[position] = Sample(shard["ids"][row], values, y, forces, atom_y)
-        self._count_reads(len(positions))
-        return samples
-
-    def _count_reads(self, count: int) -> None:
-        before, self._reads = self._reads, self._reads + count
-        if before // RELEASE_EVERY != self._reads // RELEASE_EVERY:
-            self.release()
-
-    def release(self) -> None:
-        """Drop the pages read so far from this process's resident set (they stay in the page cache)."""
-        for shard in self._shards.values():
-            for mapped in shard["mmaps"]:
-                mapped.madvise(mmap.MADV_DONTNEED)
-
-    def __getstate__(self) -> dict[str, Any]:  # maps are per process; workers reopen them
+    def __getstate__(self) -> dict[str, Any]:  # file descriptors are per process; workers reopen them
         state = dict(self.__dict__)
-        state["_shards"], state["_pid"] = {}, -1
+        state["_handles"], state["_pid"] = {}, -1
         return state
 
 
-def _gather(views: dict[str, np.ndarray], dtype: np.dtype, local: np.ndarray) -> list[np.ndarray]:
-    """One field of the samples at shard rows ``local``: one copy, then a view per sample."""
-    starts = views["offsets"][local]
-    lengths = views["offsets"][local + 1] - starts
-    ends = np.cumsum(lengths)
-    flat = views["data"][np.arange(int(ends[-1])) + np.repeat(starts - ends + lengths, lengths)]
-    flat = flat.astype(dtype, copy=False)
-    bounds = [0, *ends.tolist()]
-    return [flat[a:b].reshape(shape) for a, b, shape in zip(bounds, bounds[1:], views["shapes"][local].tolist())]
+def _present(labels: np.ndarray | None) -> np.ndarray | None:
+    """Per-atom labels, or None where they were stored as absent (an empty array)."""
+    return labels if labels is not None and labels.size else None
 
 
 def _labelled(sample: Any) -> bool:
@@ -323,11 +288,16 @@ def _labelled(sample: Any) -> bool:
     return ok
 
 
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _verify(folder: Path, info: dict[str, Any], digests: bool) -> str | None:
     """The first problem with a store's files, or None."""
-    if not (folder / "labelled.npy").is_file() or (
-            digests and _file_digest(folder / "labelled.npy") != info["labelled_sha256"]):
-        return "labelled.npy is missing or damaged"
+    labelled = folder / LABELLED_FILE
+    if not labelled.is_file() or (digests and _file_digest(labelled) != info["labelled_sha256"]):
+        return f"{LABELLED_FILE} is missing or damaged"
     for number in range(len(info["bounds"]) - 1):
         shard = folder / f"shard-{number:05d}"
         try:
@@ -336,11 +306,10 @@ def _verify(folder: Path, info: dict[str, Any], digests: bool) -> str | None:
             return f"{shard.name} is unfinished"
         if meta["count"] != info["bounds"][number + 1] - info["bounds"][number]:
             return f"{shard.name} holds {meta['count']} samples, the store expects another number"
-        for name, entry in meta["fields"].items():
-            for suffix, record in entry["files"].items():
-                path = shard / f"{name}.{suffix}"
-                if not path.is_file() or path.stat().st_size != record["bytes"]:
-                    return f"{shard.name}/{path.name} is missing or truncated"
-                if digests and _file_digest(path) != record["sha256"]:
-                    return f"{shard.name}/{path.name} does not match its checksum"
+        for name, record in meta["files"].items():
+            path = shard / name
+            if not path.is_file() or path.stat().st_size != record["bytes"]:
+                return f"{shard.name}/{name} is missing or truncated"
+            if digests and _file_digest(path) != record["sha256"]:
+                return f"{shard.name}/{name} does not match its checksum"
     return None

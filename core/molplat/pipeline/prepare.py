@@ -92,6 +92,9 @@ def prepare(pipeline: Pipeline, echo: Echo, show_progress: bool = True) -> Prepa
     if pipeline.data.get("store"):
         store = open_or_build_store(pipeline, dataset, representation, heads, echo, show_progress)
         keep, elements = _from_store(pipeline, store, splits)
+        missing, first = store.without_forces
+        if heads.forces and missing:
+            raise _no_forces(pipeline, missing, first)
     else:
         keep, elements = _scan(pipeline, dataset, heads, splits)
     indices = {name: splits[name][keep[name]] for name in SPLITS}
@@ -138,11 +141,14 @@ def _scan(pipeline: Pipeline, dataset: Any, heads: Heads, splits: dict[str, np.n
                 missing_forces.append(structure.id)
         keep[name] = flags
     if missing_forces:
-        raise ValidationError(f"[trainer] task: 'energy_forces' needs forces, but {len(missing_forces)} structures of "
-                              f"dataset {pipeline.components['dataset'].spec.name!r} have none (first: "
-                              f"{missing_forces[0]!r}); use task = 'property' or a dataset with forces",
-                              source=pipeline.source)
+        raise _no_forces(pipeline, len(missing_forces), missing_forces[0])
     return keep, sorted(int(z) for z in elements)
+
+
+def _no_forces(pipeline: Pipeline, count: int, first: str | None) -> ValidationError:
+    return ValidationError(f"[trainer] task: 'energy_forces' needs forces, but {count} structures of dataset "
+                           f"{pipeline.components['dataset'].spec.name!r} have none (first: {first!r}); use "
+                           f"task = 'property' or a dataset with forces", source=pipeline.source)
 
 
 def _labelled(pipeline: Pipeline, structure: Structure, heads: Heads) -> bool:
@@ -246,7 +252,7 @@ def open_or_build_store(pipeline: Pipeline, dataset: Any, representation: Any, h
 
     try:
         with tqdm(total=len(dataset), desc="store", disable=not show_progress, unit="structure") as bar:
-            return SampleStore.build(folder, samples(), key, total=len(dataset), progress=bar.update)
+            return SampleStore.build(folder, samples(), key, progress=bar.update)
     except OSError as exc:
         raise ValidationError(f"[data] store: cannot write {folder} ({type(exc).__name__}: {exc}); choose a "
                               f"writable folder", source=pipeline.source) from None

@@ -147,6 +147,27 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
+class ShuffledIndices(torch.utils.data.Sampler[int]):
+    """A seeded shuffle of ``range(n)`` per epoch, handed out in chunks.
+
+    It owns its generator: the loader draws worker seeds from its own, and sharing one
+    would make the batch order depend on num_workers. And it never holds all n indices
+    as Python ints (torch's RandomSampler does: 150 MB for 3.9M structures).
+    """
+
+    def __init__(self, n: int, seed: int, chunk: int = 65536) -> None:
+        self.n, self.chunk = n, chunk
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator)
+        for start in range(0, self.n, self.chunk):
+            yield from order[start:start + self.chunk].tolist()
+
+
 def loaders(job: TrainingJob, batch_size: int, seed: int) -> tuple[torch.utils.data.DataLoader,
                                                                     torch.utils.data.DataLoader]:
     """Shuffled training batches and ordered validation batches, featurised or read in ``job.num_workers`` processes."""
@@ -154,9 +175,7 @@ def loaders(job: TrainingJob, batch_size: int, seed: int) -> tuple[torch.utils.d
     val_data = job.val if isinstance(job.val, torch.utils.data.Dataset) else SampleList(list(job.val))
     workers = int(job.num_workers or 0)
     common: dict[str, Any] = dict(collate_fn=job.collator, num_workers=workers, persistent_workers=workers > 0)
-    # The sampler owns its generator: the loader draws worker seeds from its own generator, and
-    # sharing one would make the batch order depend on num_workers.
-    sampler = torch.utils.data.RandomSampler(train_data, generator=torch.Generator().manual_seed(seed))
+    sampler = ShuffledIndices(len(train_data), seed)
     train = torch.utils.data.DataLoader(train_data, batch_size=batch_size, sampler=sampler, **common)
     val = torch.utils.data.DataLoader(val_data, batch_size=batch_size, shuffle=False, **common)
     return train, val
