@@ -138,3 +138,17 @@ def test_energy_forces_from_a_store_whose_structures_lack_forces_is_refused(tmp_
                                                       r"'atoms_file' have none \(first: 'cu.extxyz:5'\)"):
         molplat.load_pipeline(raw).run(echo=lambda message: None)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_store_folder_that_cannot_be_written_is_one_line(tmp_path, molplat_cli):
+    import tomli_w
+
+    (tmp_path / "store").write_text("a file where the store folder should be")
+    path = tmp_path / "p.toml"
+    path.write_text(tomli_w.dumps({**PIPELINE, "data": {"store": "store"},
+                                   "output": {**PIPELINE["output"], "dir": "runs"}}))
+    proc = molplat_cli("run", str(path))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "[data] store: cannot write" in line and "choose a writable folder" in line
+    assert not (tmp_path / "runs").exists()
