@@ -9,6 +9,7 @@ function.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -75,12 +76,35 @@ class TargetScaler(nn.Module):
         return self.atom_reference.index_select(0, batch.flat_atoms(batch["numbers"]))
 
 
-def _regression_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _regression_loss(name: str, pred: torch.Tensor, target: torch.Tensor,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
     if name == "l1":
-        return F.l1_loss(pred, target)
-    if name == "huber":
-        return F.huber_loss(pred, target, delta=1.0)
-    return F.mse_loss(pred, target)
+        values = F.l1_loss(pred, target, reduction="none")
+    elif name == "huber":
+        values = F.huber_loss(pred, target, delta=1.0, reduction="none")
+    else:
+        values = F.mse_loss(pred, target, reduction="none")
+    return masked_mean(values, mask)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean over the real rows of ``values`` (``mask`` [rows], True = real; None: every row).
+
+    Multiplies by the mask instead of indexing with it, so the shapes never depend on the
+    data: a fixed-size padded batch (PopTorch, ``torch.compile``) keeps one shape, and the
+    mean equals that of the unpadded batch.
+    """
+    if mask is None:
+        return values.mean()
+    real = mask.bool().reshape(mask.shape + (1,) * (values.dim() - mask.dim()))
+    per_row = math.prod(values.shape[mask.dim():])
+    kept = torch.where(real, values, torch.zeros((), dtype=values.dtype, device=values.device))  # NaN-safe
+    return kept.sum() / (mask.to(values.dtype).sum() * per_row).clamp_min(1.0)
+
+
+def padding_masks(batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The masks of a fixed-size padded batch (``graphs_mask`` [G], ``nodes_mask`` [N]), or None, None."""
+    return batch.get("graphs_mask"), batch.get("nodes_mask")
 
 
 class AtomisticTask(nn.Module):
@@ -150,30 +174,37 @@ class AtomisticTask(nn.Module):
         return value
 
     def loss(self, batch: Batch, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The weighted training loss and its parts (per head, and ``forces``)."""
+        """The weighted training loss and its parts (per head, and ``forces``).
+
+        A fixed-size padded batch carries ``graphs_mask`` [G] and ``nodes_mask`` [N] (True =
+        real): every mean then runs over the real graphs and atoms only, so the loss and its
+        gradients equal those of the same structures unpadded.
+        """
         parts: dict[str, torch.Tensor] = {}
         total = out["y_raw"].new_zeros(())
         columns = [("graph", k, h) for k, h in enumerate(self.heads.graph)] + \
                   [("atom", k, h) for k, h in enumerate(self.heads.atom)]
         graph_offset = self.scaler.graph_offset(batch) if self.heads.graph else None
         atom_offset = self.scaler.atom_offset(batch) if self.heads.atom else None
+        graphs_mask, nodes_mask = padding_masks(batch)
         for weight, (level, k, head) in zip(self._weights, columns):
             if level == "graph":
                 raw, target = out["y_raw"][:, k], batch["y"][:, k]
-                offset, scale = graph_offset[:, k], self.scaler.graph_scale[k]
+                offset, scale, mask = graph_offset[:, k], self.scaler.graph_scale[k], graphs_mask
             else:
                 raw, target = out["atom_y_raw"][:, k], batch["atom_y"][:, k]
-                offset, scale = atom_offset[:, k], self.scaler.atom_scale[k]
+                offset, scale, mask = atom_offset[:, k], self.scaler.atom_scale[k], nodes_mask
             raw = raw.float()
             if head.classification:
-                part = F.binary_cross_entropy_with_logits(raw, target.float())
+                part = masked_mean(F.binary_cross_entropy_with_logits(raw, target.float(), reduction="none"), mask)
             else:  # standardised in float64, then compared in the model's precision
-                part = _regression_loss(head.loss, raw, ((target.double() - offset) / scale).float())
+                part = _regression_loss(head.loss, raw, ((target.double() - offset) / scale).float(), mask)
             parts[head.name] = part
             total = total + weight * part
         if self.with_forces and "forces" in batch and "forces" in out:
-            scale = float(self.scaler.graph_scale[0])
-            part = _regression_loss(self.forces_loss, (out["forces"] / scale).float(), (batch["forces"] / scale).float())
+            scale = self.scaler.graph_scale[0]  # a tensor, not float(): no host sync inside a compiled step
+            part = _regression_loss(self.forces_loss, (out["forces"] / scale).float(),
+                                    (batch["forces"] / scale).float(), nodes_mask)
             parts["forces"] = part
             total = total + self.forces_weight * part
         return total, parts
@@ -181,14 +212,16 @@ class AtomisticTask(nn.Module):
     def errors(self, batch: Batch, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mean absolute errors in units, per regression head and for the forces (for logging)."""
         result: dict[str, torch.Tensor] = {}
+        graphs_mask, nodes_mask = padding_masks(batch)
         for k, head in enumerate(self.heads.graph):
             if not head.classification:
-                result[head.name] = (out["y"][:, k].detach() - batch["y"][:, k]).abs().mean().float()
+                result[head.name] = masked_mean((out["y"][:, k].detach() - batch["y"][:, k]).abs(), graphs_mask).float()
         for k, head in enumerate(self.heads.atom):
             if not head.classification:
-                result[head.name] = (out["atom_y"][:, k].detach() - batch["atom_y"][:, k]).abs().mean().float()
+                result[head.name] = masked_mean((out["atom_y"][:, k].detach() - batch["atom_y"][:, k]).abs(),
+                                                nodes_mask).float()
         if "forces" in out and "forces" in batch:
-            result["forces"] = (out["forces"].detach() - batch["forces"]).abs().mean()
+            result["forces"] = masked_mean((out["forces"].detach() - batch["forces"]).abs(), nodes_mask)
         return result
 
 

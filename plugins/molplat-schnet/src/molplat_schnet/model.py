@@ -103,7 +103,9 @@ class Interaction(nn.Module):
         x = self.in2f(h)
         # cfconv: x_i' = sum_j x_j * W(d_ij): one gather, one multiply, one index_add.
         gathered = x.index_select(0, pairs.sources)
-        if pairs.pair_of_edge is None:  # edges are [pairs; reversed pairs]: broadcast W, no gather
+        if pairs.per_edge:  # static-shape path: one filter per directed edge, already in edge order
+            messages = gathered * w
+        elif pairs.pair_of_edge is None:  # edges are [pairs; reversed pairs]: broadcast W, no gather
             messages = (gathered.view(2, -1, x.shape[1]) * w).view(-1, x.shape[1])
         else:
             messages = gathered * w.index_select(0, pairs.pair_of_edge)
@@ -114,14 +116,24 @@ class Interaction(nn.Module):
 
 
 class SchNet(AtomisticModel):
-    """SchNet on the ``adjacency_list`` representation (molecules and periodic crystals)."""
+    """SchNet on the ``adjacency_list`` representation (molecules and periodic crystals).
+
+    Two paths compute the same function. The default one pairs up i->j and j->i edges
+    (``torch.unique``, ``bincount().max()``), which halves the filter work on the CPU but
+    gives shapes that depend on the data. The static-shape path (``static_shapes=True``,
+    and always for a fixed-size padded batch, one that carries ``graphs_mask``) runs the
+    filters once per directed edge, so every shape follows from the batch's tensor shapes:
+    it compiles for PopTorch (IPUs) and ``torch.compile(fullgraph=True)``.
+    """
 
     accepts = ("adjacency_list",)
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 64, num_filters: int = 64,
                  num_interactions: int = 3, num_gaussians: int = 50, cutoff: float = 5.0,
-                 readout: str = "sum", max_atomic_number: int = 100, n_atom_outputs: int = 0) -> None:
+                 readout: str = "sum", max_atomic_number: int = 100, n_atom_outputs: int = 0,
+                 static_shapes: bool = False) -> None:
         super().__init__(n_outputs)
+        self.static_shapes = bool(static_shapes)
         if readout not in ("sum", "mean"):
             raise ValueError(f"readout must be 'sum' or 'mean', got {readout!r}")
         self.hidden_channels = hidden_channels
@@ -156,10 +168,14 @@ class SchNet(AtomisticModel):
         num_graphs = int(batch["num_graphs"])
 
         vectors = edge_vectors(batch)
-        # The filter depends on the distance only, and i->j and j->i are the same distance:
-        # run the filter networks once per unordered pair, then hand each edge its pair's filter.
-        pairs = PairGraph.build(batch["edge_index"], batch.get("cell_offsets"), numbers.shape[0])
-        pair_vectors = vectors.index_select(0, pairs.representative)
+        if self.static_shapes or "graphs_mask" in batch:
+            pairs = PairGraph.directed(batch["edge_index"])
+            pair_vectors = vectors
+        else:
+            # The filter depends on the distance only, and i->j and j->i are the same distance:
+            # run the filter networks once per unordered pair, then hand each edge its pair's filter.
+            pairs = PairGraph.build(batch["edge_index"], batch.get("cell_offsets"), numbers.shape[0])
+            pair_vectors = vectors.index_select(0, pairs.representative)
         # sqrt has an infinite gradient at 0; no edge has zero length, but clamp for safety.
         distances = torch.sqrt((pair_vectors * pair_vectors).sum(-1).clamp_min(1e-12))
         envelope = cosine_cutoff(distances, self.cutoff).unsqueeze(-1)
@@ -201,10 +217,17 @@ class PairGraph(NamedTuple):
     filter is broadcast to its two messages instead of gathered.
     """
 
-    representative: torch.Tensor
+    representative: torch.Tensor | None
     sources: torch.Tensor
     targets: torch.Tensor
     pair_of_edge: torch.Tensor | None
+    per_edge: bool = False
+
+    @staticmethod
+    def directed(edge_index: torch.Tensor) -> "PairGraph":
+        """Every directed edge its own pair: no ``unique``, no data-dependent shape (the static path)."""
+        centers, neighbors = edge_index
+        return PairGraph(None, neighbors, centers, None, per_edge=True)
 
     @staticmethod
     def build(edge_index: torch.Tensor, cell_offsets: torch.Tensor | None, num_atoms: int) -> "PairGraph":

@@ -29,6 +29,8 @@ SETTINGS = (
             choices=("sum", "mean")),
     Setting("max_atomic_number", "int", 100, "largest atomic number the element embedding holds", minimum=1,
             maximum=MAX_ATOMIC_NUMBER),
+    Setting("static_shapes", "bool", False, "filters per directed edge instead of per atom pair: no shape depends "
+            "on the data, so the model compiles (PopTorch, torch.compile); fixed-size padded batches always use it"),
 )
 
 
