@@ -185,3 +185,77 @@ def test_settings_are_bounded_like_the_representations_they_read():
     assert spec.setting("cutoff").maximum == representation.setting("cutoff").maximum
     assert spec.setting("max_atomic_number").maximum == 118
     assert "atom_property" in spec.outputs
+
+
+# -- the static-shape path --------------------------------------------------------------------------
+# The default path pairs i->j with j->i (torch.unique, bincount().max()): shapes that depend on the
+# data, which PopTorch (IPUs) and torch.compile(fullgraph=True) refuse. The static path
+# (static_shapes=True, or any fixed-size batch carrying graphs_mask) computes each directed
+# edge's filter instead, and must be the same function.
+
+
+def pair(**extra) -> tuple[SchNet, SchNet]:
+    """The same weights on both paths, float64."""
+    torch.manual_seed(0)
+    dynamic = SchNet(**SMALL, **extra).double()
+    static = SchNet(**SMALL, **extra, static_shapes=True).double()
+    static.load_state_dict(dynamic.state_dict())
+    return dynamic, static
+
+
+@pytest.mark.parametrize("readout", ["sum", "mean"])
+def test_static_path_gives_the_same_outputs_and_forces(readout):
+    structures = [water(), ethanol(), rocksalt(np.random.default_rng(1))]
+    dynamic, static = pair(readout=readout, n_atom_outputs=2)
+    results = []
+    for model in (dynamic, static):
+        batch = collate(structures, torch.float64)
+        batch.positions.requires_grad_(True)
+        out = model(batch)
+        (grad,) = torch.autograd.grad(out["y"].sum(), batch.positions)
+        results.append((out["y"].detach(), out["atom_y"].detach(), grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+
+
+def test_truncated_neighbour_lists_agree_too():
+    """max_neighbors leaves some pairs one-directional: the default path's general case."""
+    dynamic, static = pair()
+    batch = collate([ethanol()], torch.float64, max_neighbors=3)
+    torch.testing.assert_close(static(batch)["y"], dynamic(batch)["y"], rtol=1e-10, atol=1e-12)
+
+
+def test_static_path_compiles_with_fullgraph_where_the_default_path_breaks():
+    """Dynamo traces the whole static forward as one graph (no graph break, no data-dependent shape)."""
+    dynamic, static = pair()
+    batch = collate([water(), ethanol()], torch.float64)
+    compiled = torch.compile(static, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(batch)["y"], static(batch)["y"], rtol=1e-12, atol=1e-12)
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="data-dependent"):
+        torch.compile(dynamic, fullgraph=True, backend="eager")(batch)
+    torch._dynamo.reset()
+
+
+class Positional(torch.nn.Module):
+    """SchNet with tensors in and out, as torch.export (and PopTorch) take a model."""
+
+    def __init__(self, model: SchNet, num_graphs: int) -> None:
+        super().__init__()
+        self.model, self.num_graphs = model, num_graphs
+
+    def forward(self, numbers, positions, batch, edge_index, edge_shift, cell_offsets, natoms):
+        return self.model({"numbers": numbers, "positions": positions, "batch": batch, "edge_index": edge_index,
+                           "edge_shift": edge_shift, "cell_offsets": cell_offsets, "natoms": natoms,
+                           "num_graphs": self.num_graphs})["y"]
+
+
+def test_static_path_exports_where_the_default_path_cannot():
+    dynamic, static = pair()
+    batch = collate([water(), ethanol()], torch.float64)
+    args = tuple(batch[k] for k in ("numbers", "positions", "batch", "edge_index", "edge_shift", "cell_offsets",
+                                    "natoms"))
+    exported = torch.export.export(Positional(static, 2), args)
+    torch.testing.assert_close(exported.module()(*args), static(batch)["y"], rtol=1e-12, atol=1e-12)
+    with pytest.raises(Exception, match="data-dependent"):
+        torch.export.export(Positional(dynamic, 2), args)
