@@ -154,3 +154,37 @@ def test_cli_run_with_the_double_then_predict_without_poptorch(tmp_path):
     assert predicted.returncode == 0, predicted.stderr
     rows = (tmp_path / "out.csv").read_text().splitlines()
     assert len(rows) == 3 and all("gap" in row for row in rows[1:])
+
+
+def test_validation_does_not_depend_on_how_batches_are_grouped_into_calls(poptorch_double, tmp_path):
+    """A last call short of batches is filled with batches of no real graph, which weigh nothing."""
+    from molplat.training import build_task
+    from molplat_poptorch.backend import PopTorchFit
+    from molplat_poptorch.options import make_options
+    from molplat_poptorch.step import FixedSizeStep, batch_keys
+
+    heads = Heads.single("gap", units="eV")
+    dataset = get_plugin_manager().get("dataset", "qm9").build(subset="dev")
+    representation = AdjacencyList(cutoff=4.0)
+    samples = [make_sample(dataset[i], representation, heads) for i in range(40)]
+    statistics = compute_statistics(samples, heads)
+    factory = get_plugin_manager().get("model", "schnet").load()
+    settings = {k: v for k, v in SCHNET.items() if k != "name"}
+    job = TrainingJob(train=samples[:20], val=samples[20:], collator=SampleCollator(representation),
+                      build_model=partial(build_model, factory, settings, heads, statistics), run_dir=tmp_path,
+                      heads=heads, statistics=statistics)
+    spec = get_plugin_manager().get("trainer_backend", "poptorch")
+    torch.manual_seed(0)
+    task = build_task(job.build_model(), heads, statistics, {}).eval()
+    results = []
+    for calls in ({"device_iterations": 1, "replication_factor": 1}, {"device_iterations": 3, "replication_factor": 2}):
+        fit = PopTorchFit(poptorch_double, job, spec.build(batch_size=3, **calls).settings)
+        sizes, counts = fit._sizes()
+        loader = fit._loader("val", sizes, counts["val"], shuffle=False)
+        assert len(loader) % 6  # the grouped run needs filler batches
+        keys = batch_keys(next(iter(loader)))
+        inference = poptorch_double.inferenceModel(FixedSizeStep(task, keys, sizes.num_graphs),
+                                                   options=make_options(poptorch_double, fit.settings, False))
+        results.append(fit._validate(inference, loader, keys, sizes, epoch=0))
+    assert results[0][0] > 0
+    assert results[1] == pytest.approx(results[0], rel=1e-6)

@@ -169,18 +169,28 @@ class PopTorchFit:
         """Validation loss and the first head's MAE, each a mean over real structures (or atoms)."""
         per_step = micro_batches_per_step(self.settings, training=False)
         loss_sum = weight = mae_sum = 0.0
-        batches = list(loader)
-        filler = _empty_like(batches[0])  # fills the last call up to a whole step; it has no real graphs
-        for start in range(0, len(batches), per_step):
-            group = batches[start:start + per_step]
-            group += [filler] * (per_step - len(group))
+        group: list[Any] = []
+        batches = iter(loader)
+        while True:
+            batch = next(batches, None)
+            if batch is not None:
+                group.append(batch)
+                if len(group) < per_step:
+                    continue
+            if not group:
+                break
+            real_batches = len(group)
+            group += [_empty_like(group[0])] * (per_step - len(group))  # no real graphs: weight 0
             out = split_outputs(inference(*stack_batches(group, keys)))
             real = out["real_graphs"].reshape(-1).double()
             loss_sum += float((out["loss"].reshape(-1).double() * real).sum())
             weight += float(real.sum())
-            for k, batch in enumerate(group if out["y"].shape[-1] else ()):
-                mask = batch["graphs_mask"]
-                mae_sum += float((out["y"][k][mask, 0].double() - batch["y"][mask, 0]).abs().sum())
+            for k, padded in enumerate(group[:real_batches] if out["y"].shape[-1] else ()):
+                mask = padded["graphs_mask"]
+                mae_sum += float((out["y"][k][mask, 0].double() - padded["y"][mask, 0]).abs().sum())
+            group = []
+            if batch is None:
+                break
         val_loss = loss_sum / max(weight, 1.0)
         if not math.isfinite(val_loss):
             raise RunError(f"training stopped: the validation loss became {val_loss} in epoch {epoch}; lower "
