@@ -42,6 +42,7 @@ PUBLIC_MODULES: tuple[str, ...] = (
     "molplat.calculator",
     "molplat.metrics",
     "molplat.plugins",
+    "molplat.processes",
 )
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,8 +1,11 @@
 """Running a validated pipeline, stage by stage, into one run directory.
 
-Order: the output folder is checked, the data stage runs (so invalid data leaves
+Order: the trainer backend's processes start (``molplat.processes``; one process for
+most backends), the output folder is checked, the data stage runs (so invalid data leaves
 nothing behind), the run directory is created and locked, then train, evaluate and the
 optional stages. Plugins' event hooks run isolated (``molplat.plugins.RunEvents``).
+In a run of several processes only rank 0 does all that; the other ranks prepare their
+data, open rank 0's run directory without locking or writing, train and return.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Any
 from molplat.errors import MolplatError, RunError, ValidationError
 from molplat.pipeline.config import RESUMABLE_DIFFERENCES, Pipeline
 from molplat.pipeline.prepare import PreparedData, prepare
+from molplat.processes import RunProcesses, RunRequest, processes_of
 from molplat.results import RunContext, StageResult, run_stage_component
 from molplat.rundir import DATA_FILE, LAST, SUMMARY_FILE, FitResult, RunDirectory, TrainingJob, read_checkpoint
 
@@ -68,7 +72,25 @@ def _create_run_dir(pipeline: Pipeline) -> RunDirectory:
 
 def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Echo = print,
                  show_progress: bool | None = None) -> dict[str, Any]:
-    """Run every stage and return the summary (also written to ``summary.json``)."""
+    """Run every stage and return the summary (also written to ``summary.json``).
+
+    On a rank other than 0 of a multi-process backend: train only, and return
+    ``{"run_dir": ..., "rank": ...}``.
+    """
+    backend = pipeline.components["trainer"].build()
+    request = RunRequest(pipeline.raw, str(pipeline.base_dir), None if resume is None else str(resume),
+                         pipeline.source)
+    processes = processes_of(backend, request)
+    try:
+        if processes.rank != 0:
+            return _run_other_rank(pipeline, backend, processes, resume is not None)
+        return _run_rank_zero(pipeline, backend, processes, resume, echo, show_progress)
+    finally:
+        processes.close()
+
+
+def _run_rank_zero(pipeline: Pipeline, backend: Any, processes: RunProcesses, resume: str | Path | None,
+                   echo: Echo, show_progress: bool | None) -> dict[str, Any]:
     trainer_settings = pipeline.components["trainer"].settings
     progress = bool(trainer_settings.get("progress_bar", True)) if show_progress is None else show_progress
     if resume is not None:
@@ -86,13 +108,27 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
             echo(f"run directory: {run.path}")
         else:
             echo(f"resuming {run.path}")
-        return _run_stages(pipeline, run, data, resume is not None, echo)
+        processes.share(str(run.path))
+        return _run_stages(pipeline, backend, run, data, resume is not None, echo)
     finally:
         if run is not None:
             run.release()
 
 
-def _run_stages(pipeline: Pipeline, run: RunDirectory, data: PreparedData, resuming: bool,
+def _run_other_rank(pipeline: Pipeline, backend: Any, processes: RunProcesses, resuming: bool) -> dict[str, Any]:
+    """Train as rank > 0: rank 0 owns the run directory; a store is built by rank 0 before the others read it."""
+    quiet: Echo = lambda message: None  # noqa: E731
+    after_rank_zero = bool(pipeline.data.get("store"))
+    data = None if after_rank_zero else prepare(pipeline, quiet, False)
+    path = processes.share("")
+    if data is None:
+        data = prepare(pipeline, quiet, False)
+    run = RunDirectory(path)
+    _train(pipeline, backend, run, data, resuming, writes=False)
+    return {"run_dir": path, "rank": processes.rank}
+
+
+def _run_stages(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedData, resuming: bool,
                 echo: Echo) -> dict[str, Any]:
     events = pipeline.manager.events(echo)
     resolved = pipeline.resolved()
@@ -102,7 +138,7 @@ def _run_stages(pipeline: Pipeline, run: RunDirectory, data: PreparedData, resum
     run.write_json(DATA_FILE, info)
     events.stage_finished(str(run.path), "data", info)
 
-    fit = _train(pipeline, run, data, resuming)
+    fit = _train(pipeline, backend, run, data, resuming)
     events.stage_finished(str(run.path), "train", {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss})
 
     from molplat.pipeline.evaluate import evaluate
@@ -113,7 +149,7 @@ def _run_stages(pipeline: Pipeline, run: RunDirectory, data: PreparedData, resum
     summary = evaluate(model, data.samples, data.statistics, run, plots=pipeline.output["plots"], num_workers=workers)
     summary["plugins"] = pipeline.plugin_versions()
     summary["training"] = {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss,
-                           "checkpoint": str(Path(fit.best_checkpoint).relative_to(run.path))}
+                           "checkpoint": str(Path(fit.best_checkpoint).relative_to(run.path)), **fit.extra}
     summary["warnings"] = list(events.warnings)
     run.write_json(SUMMARY_FILE, summary)
     events.stage_finished(str(run.path), "evaluate", summary)
@@ -135,7 +171,8 @@ def _run_stages(pipeline: Pipeline, run: RunDirectory, data: PreparedData, resum
     return summary
 
 
-def _train(pipeline: Pipeline, run: RunDirectory, data: PreparedData, resuming: bool) -> FitResult:
+def _train(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedData, resuming: bool,
+           writes: bool = True) -> FitResult:
     from molplat.data.samples import SampleCollator
 
     model_choice = pipeline.components["model"]
@@ -145,11 +182,11 @@ def _train(pipeline: Pipeline, run: RunDirectory, data: PreparedData, resuming: 
                       run_dir=run.path, heads=data.heads, statistics=data.statistics, resume=resuming,
                       num_workers=int(pipeline.data.get("num_workers") or 0))
     trainer = pipeline.components["trainer"]
-    fit = trainer.build().fit(job)
+    fit = backend.fit(job)
     if not isinstance(fit, FitResult):
         raise RunError(f"trainer backend {trainer.spec.name!r} returned {type(fit).__name__}, not "
                        f"molplat.training.FitResult")
-    if not Path(fit.best_checkpoint).is_file():
+    if writes and not Path(fit.best_checkpoint).is_file():
         last = run.checkpoint(LAST)
         raise RunError(f"trainer backend {trainer.spec.name!r} wrote no best checkpoint "
                        f"({'only ' + str(last) if last.exists() else 'no checkpoint at all'})")

@@ -118,10 +118,16 @@ class EpochMetrics(pl.Callback):
         self._count += batch["num_graphs"]
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
+            return
+        # every rank summed its own batches; the row holds the mean over all of them
+        loss_sum, count = trainer.strategy.reduce(torch.tensor([self._loss_sum, float(self._count)],
+                                                               dtype=torch.float64, device=pl_module.device),
+                                                  reduce_op="sum").tolist()
+        if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        row: dict[str, Any] = {"epoch": trainer.current_epoch, "train_loss": self._loss_sum / max(self._count, 1)}
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "train_loss": loss_sum / max(count, 1)}
         for key in sorted(metrics):
             if key.startswith("val_"):
                 row[key] = float(metrics[key])
@@ -148,36 +154,57 @@ def quiet_lightning() -> None:
 
 
 class ShuffledIndices(torch.utils.data.Sampler[int]):
-    """A seeded shuffle of ``range(n)`` per epoch, handed out in chunks.
+    """A seeded shuffle of ``range(n)`` per epoch, handed out in chunks; rank ``rank`` of ``replicas`` takes every
+    ``replicas``-th index of it, starting at its own.
 
     It owns its generator: the loader draws worker seeds from its own, and sharing one
     would make the batch order depend on num_workers. And it never holds all n indices
-    as Python ints (torch's RandomSampler does: 150 MB for 3.9M structures).
+    as Python ints (torch's RandomSampler does: 150 MB for 3.9M structures). Every rank
+    draws the same permutation, so rank r's batches of B/W are the positions of the
+    one-process batch of B that are r modulo W: together they are that batch. Ranks get
+    equally many indices (the last ones wrap around to the start), as DDP needs.
     """
 
-    def __init__(self, n: int, seed: int, chunk: int = 65536) -> None:
-        self.n, self.chunk = n, chunk
+    def __init__(self, n: int, seed: int, chunk: int = 65536, rank: int = 0, replicas: int = 1) -> None:
+        self.n, self.chunk, self.rank, self.replicas = n, chunk, rank, replicas
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.replicas)
 
     def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator)
-        for start in range(0, self.n, self.chunk):
-            yield from order[start:start + self.chunk].tolist()
+        total, step = len(self) * self.replicas, self.chunk * self.replicas
+        for start in range(0, total, step):
+            positions = torch.arange(start + self.rank, min(start + step, total), self.replicas)
+            yield from order[positions % self.n].tolist()
 
 
-def loaders(job: TrainingJob, batch_size: int, seed: int) -> tuple[torch.utils.data.DataLoader,
-                                                                    torch.utils.data.DataLoader]:
-    """Shuffled training batches and ordered validation batches, featurised or read in ``job.num_workers`` processes."""
+class RankShare(torch.utils.data.Sampler[int]):
+    """Rank ``rank`` of ``replicas`` takes indices ``rank, rank + replicas, ...`` in order (validation: no padding)."""
+
+    def __init__(self, n: int, rank: int = 0, replicas: int = 1) -> None:
+        self.n, self.rank, self.replicas = n, rank, replicas
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.replicas))
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.replicas))
+
+
+def loaders(job: TrainingJob, batch_size: int, seed: int, rank: int = 0,
+            replicas: int = 1) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
+    """Shuffled training batches and ordered validation batches of this rank's share, featurised or read in
+    ``job.num_workers`` processes (so each rank reads only its own structures)."""
     train_data = job.train if isinstance(job.train, torch.utils.data.Dataset) else SampleList(list(job.train))
     val_data = job.val if isinstance(job.val, torch.utils.data.Dataset) else SampleList(list(job.val))
     workers = int(job.num_workers or 0)
     common: dict[str, Any] = dict(collate_fn=job.collator, num_workers=workers, persistent_workers=workers > 0)
-    sampler = ShuffledIndices(len(train_data), seed)
+    sampler = ShuffledIndices(len(train_data), seed, rank=rank, replicas=replicas)
     train = torch.utils.data.DataLoader(train_data, batch_size=batch_size, sampler=sampler, **common)
-    val = torch.utils.data.DataLoader(val_data, batch_size=batch_size, shuffle=False, **common)
+    val = torch.utils.data.DataLoader(val_data, batch_size=batch_size, sampler=RankShare(len(val_data), rank, replicas),
+                                      **common)
     return train, val
 
 
@@ -219,6 +246,7 @@ def make_trainer(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence
         inference_mode=False,  # validation of energy+forces needs gradients
         default_root_dir=str(job.run_dir),
         deterministic=False,
+        use_distributed_sampler=False,  # molplat's loaders give each rank its share (see loaders)
     )
     kwargs.update(trainer_kwargs)
     return pl.Trainer(**kwargs)
@@ -247,8 +275,8 @@ def _fit(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Call
          **trainer_kwargs: Any) -> FitResult:
     pl.seed_everything(settings["seed"], workers=True, verbose=False)
     task = build_lightning_task(job, settings)
-    train, val = loaders(job, settings["batch_size"], settings["seed"])
     trainer = make_trainer(job, settings, callbacks, **trainer_kwargs)
+    train, val = loaders(job, settings["batch_size"], settings["seed"], trainer.global_rank, trainer.world_size)
     last = job.run_dir / CHECKPOINT_DIR / LAST
     resume_from = None
     if job.resume and last.exists():
