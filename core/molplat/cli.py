@@ -387,6 +387,8 @@ def run(pipeline: str, resume: str | None) -> int:
             click.echo(f"\ninterrupted; if a run directory was printed above, continue with `molplat run "
                        f"{pipeline} --resume RUN_DIR`; otherwise nothing was written", err=True)
         return EXIT_FAILED
+    if summary.get("rank", 0) != 0:  # another process of a multi-process run: rank 0 reports
+        return EXIT_OK
     click.echo("\n" + run_report(summary))
     for message in summary.get("warnings") or []:
         _warn(message)

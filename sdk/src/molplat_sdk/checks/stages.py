@@ -46,11 +46,15 @@ def check_trainer_backend(spec: ComponentSpec, settings: dict[str, Any], run_dir
     where = label(spec)
     job = toy_job(run_dir)
     backend = spec.build(**settings)
+    processes = check_processes_hook(where, backend, run_dir)
     try:
         result = backend.fit(job)
     except Exception as exc:
         raise ConformanceError(where, f"fit(job) on the toy job fails: {type(exc).__name__}: {exc}",
                                "make fit(job: TrainingJob) train job.build_model() on job.train and job.val") from None
+    finally:
+        if processes is not None:
+            processes.close()
     if not isinstance(result, FitResult):
         raise ConformanceError(where, f"fit returned {type(result).__name__}", "return molplat.training.FitResult")
     for name in ("best_checkpoint", "last_checkpoint"):
@@ -80,6 +84,29 @@ def check_trainer_backend(spec: ComponentSpec, settings: dict[str, Any], run_dir
                                "write one row per epoch (fit_with_lightning does)")
     if result.epochs < 1:
         raise ConformanceError(where, f"FitResult.epochs is {result.epochs}", "train at least one epoch")
+
+
+def check_processes_hook(where: str, backend: Any, run_dir: Path) -> Any:
+    """A backend with the optional ``processes(request)`` hook (``molplat.processes``) returns, for the suite's
+    one-process settings, a ``RunProcesses`` of rank 0 in a world of 1 whose ``share`` hands the value back."""
+    from molplat.processes import RunProcesses, RunRequest
+
+    hook = getattr(backend, "processes", None)
+    if hook is None:
+        return None
+    fix = ("return a molplat.processes.RunProcesses (rank, world_size, share, close); with settings for one "
+           "process: rank 0, world_size 1")
+    try:
+        processes = hook(RunRequest({}, str(run_dir)))
+    except Exception as exc:
+        raise ConformanceError(where, f"processes(request) fails: {type(exc).__name__}: {exc}", fix) from None
+    if not isinstance(processes, RunProcesses):
+        raise ConformanceError(where, f"processes(request) returned {type(processes).__name__}", fix)
+    if (processes.rank, processes.world_size) != (0, 1) or processes.share("run-dir") != "run-dir":
+        processes.close()
+        raise ConformanceError(where, f"processes(request) in one process gave rank {processes.rank} of "
+                               f"{processes.world_size}, or share() changed the value", fix)
+    return processes
 
 
 def _check_files(where: str, result: Any, run_dir: Path) -> None:
