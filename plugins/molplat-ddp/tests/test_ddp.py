@@ -117,17 +117,20 @@ def test_two_processes_match_one_process_at_the_same_global_batch(two_processes,
     assert float(rows_ddp[-1]["train_loss"]) < float(rows_ddp[0]["train_loss"])  # and it learnt something
 
 
-def test_resume_continues_in_two_processes(two_processes, tmp_path):
+def test_resume_continues_in_two_processes_from_python(two_processes):
+    """--resume through the Python API: this pytest process is rank 0 and starts rank 1 itself."""
     pipeline, run_dir = two_processes
     before = model_parameters(run_dir)
-    done = run_cli("run", str(pipeline), "--resume", str(run_dir))
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert f"resuming {run_dir}" in done.stdout
+    said: list[str] = []
+    summary = molplat.load_pipeline(str(pipeline)).run(resume=run_dir, echo=said.append)
+    assert f"resuming {run_dir}" in said
+    assert summary["run_dir"] == str(run_dir) and summary["training"]["world_size"] == 2
     assert list(run_dir.parent.iterdir()) == [run_dir]
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS))  # max_epochs reached: nothing trained twice
     after = model_parameters(run_dir)
     assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.distributed.is_initialized()  # the process group is gone: this process can run again
 
 
 def test_gpu_without_cuda_is_one_line_and_writes_nothing(tmp_path):
