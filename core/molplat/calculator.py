@@ -15,13 +15,20 @@ class MolplatCalculator(Calculator):
     Dynamics are only physical for a model trained on an energy, ideally with
     ``[trainer] task = "energy_forces"``; a model trained on energies alone still gives
     the gradient of what it learnt, and the calculator says so once.
+
+    For an ensemble run the energy and forces are the members' mean, and
+    ``results["energy_std"]`` (eV) and ``results["forces_std"]`` ([n, 3], eV/Å) their
+    standard deviation: ``calc.get_property("energy_std", atoms)``.
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
+    ensemble_properties = ["energy_std", "forces_std"]
 
     def __init__(self, model: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model  # molplat.predict.TrainedModel
+        if model.ensemble_size > 1:
+            self.implemented_properties = self.implemented_properties + self.ensemble_properties
         if not model.task.with_forces:
             warnings.warn(f"the model of {model.run_dir} was not trained on forces; its forces are the gradient "
                           f"of its {model.target!r} prediction", stacklevel=2)
@@ -31,3 +38,6 @@ class MolplatCalculator(Calculator):
         out = self.model.predict([Structure.from_atoms(self.atoms)], forces=True)
         energy = float(out["y"][0])
         self.results = {"energy": energy, "free_energy": energy, "forces": out["forces"][0]}
+        if "y_std" in out:
+            self.results["energy_std"] = float(out["y_std"][0])
+            self.results["forces_std"] = out["forces_std"][0]

@@ -402,10 +402,15 @@ def _print_predictions(frames: list[Frame], predictions: Predictions) -> None:
 
     heads = predictions.heads
     header = ["file", "index", "formula"] + [_with_units(h.name, h.units) for h in heads.graph]
+    if predictions.ensemble:  # an ensemble's spread beside each mean
+        header = header[:3] + [name for h in heads.graph for name in (_with_units(h.name, h.units), f"{h.name}_std")]
     rows = []
     for k, frame in enumerate(frames):
         row = [frame.file, str(frame.index), frame.formula]
-        row += [full_precision(predictions.graph[h.name][k]) for h in heads.graph]
+        for h in heads.graph:
+            row.append(full_precision(predictions.graph[h.name][k]))
+            if predictions.ensemble:
+                row.append(_number(float(predictions.graph_std[h.name][k])))
         if predictions.forces is not None:
             row.append(_number(float(np.linalg.norm(predictions.forces[k], axis=1).max())))
         rows.append(row)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import torch
 
 from molplat.data.samples import Sample, SampleCollator, SampleList, unlabelled_sample
+from molplat.ensemble import EnsembleManifest, EnsembleTask
 from molplat.errors import ValidationError
 from molplat.models.heads import Heads
 from molplat.pipeline.config import Pipeline
@@ -31,10 +32,39 @@ def _as_list(items: list[Sample]) -> list[Sample]:
     return items
 
 
-class TrainedModel:
-    """The best (or last) checkpoint of a run with the representation it was trained on."""
+class TargetPrediction(TypedDict):
+    """One target's predictions: [n] values for a graph target, a list of [n_i] arrays for a per-atom one.
 
-    def __init__(self, task: AtomisticTask, representation: Any, run_dir: Path, statistics: Any = None) -> None:
+    ``std`` (same shape) is the spread of an ensemble's members, present only for ensembles."""
+
+    units: str
+    level: str
+    values: Any
+    std: NotRequired[Any]
+
+
+class Prediction(TypedDict):
+    """What ``TrainedModel.predict`` returns; the ``*_std`` keys only for ensembles (``[trainer] ensemble``)."""
+
+    target: str
+    units: str
+    y: np.ndarray
+    y_std: NotRequired[np.ndarray]
+    targets: dict[str, TargetPrediction]
+    forces: NotRequired[list[np.ndarray]]
+    forces_std: NotRequired[list[np.ndarray]]
+
+
+class TrainedModel:
+    """The best (or last) checkpoint of a run with the representation it was trained on.
+
+    For an ensemble run, ``task`` is a ``molplat.ensemble.EnsembleTask`` over every
+    member's checkpoint: predictions are the members' mean, with their standard deviation
+    beside them (``ensemble_size`` says how many members; 1 for a single model).
+    """
+
+    def __init__(self, task: AtomisticTask | EnsembleTask, representation: Any, run_dir: Path,
+                 statistics: Any = None) -> None:
         self.task = task.eval()
         self.representation = representation
         self.collator = SampleCollator(representation)
@@ -47,26 +77,36 @@ class TrainedModel:
         """Rebuild the model of ``run_dir`` from its resolved pipeline and checkpoint (``manager``: the plugin
         manager to resolve components with, by default the process-wide one)."""
         run = RunDirectory.open(run_dir)
-        path = run.checkpoint(checkpoint)
-        state = read_checkpoint(path, resume=f"resume the run with `molplat run PIPELINE --resume {run.path}`")
+        manifest = EnsembleManifest.read(run.path)
+        if manifest is not None:
+            manifest.require_complete(run)
+            paths = [manifest.member_checkpoint(run, k, checkpoint) for k in range(manifest.size)]
+        else:
+            paths = [run.checkpoint(checkpoint)]
         if pipeline is None:
             resolved = {k: v for k, v in run.read_pipeline().items() if k not in _NOT_FOR_THE_MODEL}
             pipeline = Pipeline.load(resolved, manager=manager, for_model=True)
-        model = pipeline.components["model"].build_model(state.heads, state.statistics)
-        task = AtomisticTask(model, state.heads)
-        try:
-            task.load_state_dict(state.state_dict)
-        except (RuntimeError, KeyError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ValidationError(f"{path}: the weights do not fit model {pipeline.components['model'].spec.name!r} "
-                                  f"with the run's settings ({first[:200]}); was the pipeline.toml edited?") from None
+        loaded = [_load_task(pipeline, path, run) for path in paths]
+        tasks = [task for task, _ in loaded]
+        statistics = loaded[0][1]
         representation = pipeline.components["representation"].build()
-        return cls(task, representation, run.path, state.statistics)
+        return cls(EnsembleTask(tasks) if manifest is not None else tasks[0], representation, run.path, statistics)
 
     # -- what it predicts ----------------------------------------------------------------------
     @property
     def model(self) -> torch.nn.Module:
+        """The trained network (an ensemble's first member; ``members`` holds every member's task)."""
         return self.task.model
+
+    @property
+    def ensemble_size(self) -> int:
+        """How many models predict together: 1, or the run's ``[trainer] ensemble``."""
+        return len(self.task) if isinstance(self.task, EnsembleTask) else 1
+
+    @property
+    def members(self) -> list[AtomisticTask]:
+        """Every member's task (one for a single model), each predicting on its own."""
+        return list(self.task.members) if isinstance(self.task, EnsembleTask) else [self.task]
 
     @property
     def heads(self) -> Heads:
@@ -126,27 +166,28 @@ class TrainedModel:
 
     def predict_samples(self, samples: Any, batch_size: int = 64, forces: bool | None = None) -> dict[str, np.ndarray]:
         """``forces=None`` predicts forces when the run trained on them; True asks for them anyway."""
-        ys, atom_ys, forces_out = [], [], []
+        keys = ("y", "atom_y", "forces", "y_std", "atom_y_std", "forces_std")
+        parts: dict[str, list[np.ndarray]] = {}
         for _, _, out in self.predict_batches(samples, batch_size, forces):
-            ys.append(out["y"].double().numpy())
-            if "atom_y" in out:
-                atom_ys.append(out["atom_y"].double().numpy())
-            if "forces" in out:
-                forces_out.append(out["forces"].double().numpy())
-        result = {"y": np.concatenate(ys) if ys else np.zeros((0, self.heads.n_graph))}
-        if atom_ys:
-            result["atom_y"] = np.concatenate(atom_ys)
-        if forces_out:
-            result["forces"] = np.concatenate(forces_out)
+            for key in keys:
+                if key in out:
+                    parts.setdefault(key, []).append(out[key].double().numpy())
+        result = {key: np.concatenate(values) for key, values in parts.items()}
+        if "y" not in result:
+            result["y"] = np.zeros((0, self.heads.n_graph))
+            if self.ensemble_size > 1:
+                result["y_std"] = np.zeros((0, self.heads.n_graph))
         return result
 
-    def predict(self, structures: Iterable[Any], batch_size: int = 64, forces: bool | None = None) -> dict[str, Any]:
+    def predict(self, structures: Iterable[Any], batch_size: int = 64, forces: bool | None = None) -> Prediction:
         """Predict for ASE Atoms or Structures.
 
         Returns ``{"target", "units", "y": [n]}`` for the first target, ``"targets"``
         with every target (``{"units", "level", "values"}``: [n] for graph targets, a
         list of [n_i] arrays for per-atom ones), and ``"forces"`` (a list of [n_i, 3]
-        in eV/Å) for energy models or when ``forces=True``.
+        in eV/Å) for energy models or when ``forces=True``. An ensemble's values are
+        its members' mean, and ``y_std``, ``targets[NAME]["std"]`` and ``forces_std``
+        (same shapes) their standard deviation.
         """
         items = [s if isinstance(s, Structure) else Structure.from_atoms(s) for s in structures]
         for message in self.check(items):
@@ -154,14 +195,36 @@ class TrainedModel:
         samples = [unlabelled_sample(s, self.representation, self.heads) for s in items]
         out = self.predict_samples(samples, batch_size, forces=forces)
         sizes = np.cumsum([len(s) for s in items])[:-1]
-        targets: dict[str, Any] = {}
+        targets: dict[str, TargetPrediction] = {}
         for k, head in enumerate(self.heads.graph):
             targets[head.name] = {"units": head.units, "level": "graph", "values": out["y"][:, k]}
+            if "y_std" in out:
+                targets[head.name]["std"] = out["y_std"][:, k]
         for k, head in enumerate(self.heads.atom):
             targets[head.name] = {"units": head.units, "level": "atom", "values": np.split(out["atom_y"][:, k], sizes)}
+            if "atom_y_std" in out:
+                targets[head.name]["std"] = np.split(out["atom_y_std"][:, k], sizes)
         first = self.heads.names[0]
-        result: dict[str, Any] = {"target": first, "units": targets[first]["units"], "y": targets[first]["values"],
-                                  "targets": targets}
+        result: Prediction = {"target": first, "units": targets[first]["units"], "y": targets[first]["values"],
+                              "targets": targets}
+        if "std" in targets[first]:
+            result["y_std"] = targets[first]["std"]
         if "forces" in out:
             result["forces"] = np.split(out["forces"], sizes)
+        if "forces_std" in out:
+            result["forces_std"] = np.split(out["forces_std"], sizes)
         return result
+
+
+def _load_task(pipeline: Pipeline, path: Path, run: RunDirectory) -> tuple[AtomisticTask, Any]:
+    """The task of one checkpoint, read without running code, and the training statistics it stores."""
+    state = read_checkpoint(path, resume=f"resume the run with `molplat run PIPELINE --resume {run.path}`")
+    model = pipeline.components["model"].build_model(state.heads, state.statistics)
+    task = AtomisticTask(model, state.heads)
+    try:
+        task.load_state_dict(state.state_dict)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValidationError(f"{path}: the weights do not fit model {pipeline.components['model'].spec.name!r} "
+                              f"with the run's settings ({first[:200]}); was the pipeline.toml edited?") from None
+    return task, state.statistics

@@ -109,18 +109,32 @@ def read_frames(paths: Sequence[str], heads: Any) -> list[Frame]:
 
 @dataclass
 class Predictions:
-    """What the model predicted for each frame, by target; forces in eV/Å."""
+    """What the model predicted for each frame, by target; forces in eV/Å.
+
+    ``graph_std``, ``atom_std`` and ``forces_std`` hold an ensemble's spread (the same
+    shapes as the values) and are None for a single model."""
 
     heads: Any
     graph: dict[str, Any]
     atom: dict[str, list[Any]]
     forces: list[Any] | None
+    graph_std: dict[str, Any] | None = None
+    atom_std: dict[str, list[Any]] | None = None
+    forces_std: list[Any] | None = None
 
     @classmethod
     def of(cls, result: dict[str, Any], heads: Any) -> "Predictions":
-        graph = {h.name: result["targets"][h.name]["values"] for h in heads.graph}
-        atom = {h.name: result["targets"][h.name]["values"] for h in heads.atom}
-        return cls(heads, graph, atom, result.get("forces"))
+        targets = result["targets"]
+        graph = {h.name: targets[h.name]["values"] for h in heads.graph}
+        atom = {h.name: targets[h.name]["values"] for h in heads.atom}
+        spread = all("std" in targets[name] for name in heads.names)
+        graph_std = {h.name: targets[h.name]["std"] for h in heads.graph} if spread else None
+        atom_std = {h.name: targets[h.name]["std"] for h in heads.atom} if spread else None
+        return cls(heads, graph, atom, result.get("forces"), graph_std, atom_std, result.get("forces_std"))
+
+    @property
+    def ensemble(self) -> bool:
+        return self.graph_std is not None
 
 
 def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
@@ -143,18 +157,23 @@ def atoms_csv_path(output: Path) -> Path:
 
 
 def write_csv(output: Path, frames: list[Frame], predictions: Predictions) -> list[Path]:
-    """OUT.csv: a row per structure and graph target; OUT.atoms.csv: a row per atom and per-atom quantity."""
+    """OUT.csv: a row per structure and graph target; OUT.atoms.csv: a row per atom and per-atom quantity.
+
+    An ensemble's files have a ``predicted_std`` column after ``predicted``: the members' spread."""
     from molplat.files import atomic_write_text
 
     heads = predictions.heads
+    spread = predictions.ensemble
+    std_column = ["predicted_std"] if spread else []
     rows = []
     for k, frame in enumerate(frames):
         for head in heads.graph:
             value = float(predictions.graph[head.name][k])
-            rows.append([frame.file, frame.index, frame.formula, head.name, head.units, full_precision(value),
+            std = [full_precision(predictions.graph_std[head.name][k])] if spread else []
+            rows.append([frame.file, frame.index, frame.formula, head.name, head.units, full_precision(value), *std,
                          *_error(value, frame.reference.get(head.name))])
     written = [atomic_write_text(output, _csv_text(["file", "index", "formula", "target", "units", "predicted",
-                                                    "reference", "error"], rows))]
+                                                    *std_column, "reference", "error"], rows))]
     if not heads.atom and predictions.forces is None:
         return written
     atom_rows = []
@@ -164,22 +183,28 @@ def write_csv(output: Path, frames: list[Frame], predictions: Predictions) -> li
             for head in heads.atom:
                 value = float(predictions.atom[head.name][k][atom])
                 known = frame.atom_reference.get(head.name)
-                atom_rows.append([*base, head.name, head.units, full_precision(value),
+                std = [full_precision(predictions.atom_std[head.name][k][atom])] if spread else []
+                atom_rows.append([*base, head.name, head.units, full_precision(value), *std,
                                   *_error(value, None if known is None else float(known[atom]))])
             if predictions.forces is not None:
                 for axis, label in enumerate(("force_x", "force_y", "force_z")):
                     value = float(predictions.forces[k][atom, axis])
                     known = frame.reference_forces
-                    atom_rows.append([*base, label, FORCE_UNITS, full_precision(value),
+                    std = [full_precision(predictions.forces_std[k][atom, axis])] \
+                        if spread and predictions.forces_std is not None else [""] * spread
+                    atom_rows.append([*base, label, FORCE_UNITS, full_precision(value), *std,
                                       *_error(value, None if known is None else float(known[atom, axis]))])
     written.append(atomic_write_text(atoms_csv_path(output), _csv_text(
-        ["file", "index", "atom", "element", "quantity", "units", "predicted", "reference", "error"], atom_rows)))
+        ["file", "index", "atom", "element", "quantity", "units", "predicted", *std_column, "reference", "error"],
+        atom_rows)))
     return written
 
 
 def write_extxyz(output: Path, frames: list[Frame], predictions: Predictions) -> list[Path]:
     """The structures with their predictions: the energy and forces through a SinglePointCalculator
-    (``ase.io.read(OUT).get_potential_energy()``), other targets in ``info`` and ``arrays``."""
+    (``ase.io.read(OUT).get_potential_energy()``), other targets in ``info`` and ``arrays``; an
+    ensemble's spread as ``NAME_std`` in ``info`` (graph targets) and ``arrays`` (per-atom
+    targets, ``forces_std``)."""
     import ase.io
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -201,10 +226,16 @@ def write_extxyz(output: Path, frames: list[Frame], predictions: Predictions) ->
                 results["energy"] = value
             if not (head.name == "energy" and "energy" in results):  # extxyz keeps one "energy"
                 atoms.info[head.name] = value
+            if predictions.graph_std is not None:
+                atoms.info[head.name + "_std"] = float(predictions.graph_std[head.name][k])
         for head in heads.atom:
             atoms.arrays[head.name] = predictions.atom[head.name][k].astype(float)
+            if predictions.atom_std is not None:
+                atoms.arrays[head.name + "_std"] = predictions.atom_std[head.name][k].astype(float)
         if predictions.forces is not None:
             results["forces"] = predictions.forces[k].astype(float)
+        if predictions.forces_std is not None:
+            atoms.arrays["forces_std"] = predictions.forces_std[k].astype(float)
         if results:
             atoms.calc = SinglePointCalculator(atoms, **results)
         images.append(atoms)

@@ -43,6 +43,12 @@ DATASET_COMMON = (
     Setting("split", "list[float]", [0.8, 0.1, 0.1], "train, val and test fractions", minimum=0.0, maximum=1.0),
     Setting("split_seed", "int", 0, "seed of the random split", minimum=0, maximum=2**32 - 1),
 )
+#: keys the core handles in ``[trainer]`` for every backend, beside the backend's own settings
+MAX_ENSEMBLE = 32
+TRAINER_COMMON = (
+    Setting("ensemble", "int", 1, "train this many models that differ only in their seed (seed, seed + 1, ...); "
+            "predictions report their mean and standard deviation", minimum=1, maximum=MAX_ENSEMBLE),
+)
 CORE_TABLES: dict[str, tuple[Setting, ...]] = {
     "output": (
         Setting("dir", "path", "runs", "folder that holds run directories (relative to the pipeline file)",
@@ -100,6 +106,8 @@ class Pipeline:
     base_dir: Path = field(default_factory=Path.cwd)
     data: dict[str, Any] = field(default_factory=dict)
     target_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: how many models ``[trainer] ensemble`` trains (1: a single model, the run directory of old)
+    ensemble: int = 1
 
     @classmethod
     def load(cls, source: Any, manager: PluginManager | None = None, for_model: bool = False,
@@ -159,6 +167,7 @@ class Pipeline:
         components: dict[str, ComponentChoice] = {}
         explainers: list[ComponentChoice] = []
         dataset_common: dict[str, Any] = {}
+        ensemble = 1
         tables = dict(raw)
         trainer = tables.get("trainer", {})
         if isinstance(trainer, dict) and "name" not in trainer:
@@ -186,6 +195,9 @@ class Pipeline:
                     continue
                 if table == "dataset":  # checked with the dataset's own keys; the core applies them
                     dataset_common = {s.name: choice.settings.pop(s.name) for s in DATASET_COMMON}
+                if table == "trainer":  # every backend trains an ensemble the same way: member by member
+                    size = choice.settings.pop("ensemble", 1)
+                    ensemble = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 1
                 if table in LIST_TABLES:
                     explainers.append(choice)
                 else:
@@ -204,7 +216,7 @@ class Pipeline:
         output = core["output"]
         output["name"] = output["name"] or default_name
         return cls(raw, label, components, explainers, dataset_common, output, core["plugins"]["disable"], manager,
-                   base, core["data"], target_options)
+                   base, core["data"], target_options, ensemble)
 
     @staticmethod
     def _choose(where: str, table: str, kind: str, entry: Any, manager: PluginManager, base: Path,
@@ -221,7 +233,7 @@ class Pipeline:
             spec = manager.get(kind, name, where=f"{where} name")
         except ValidationError as exc:
             return None, exc.problems
-        schema = spec.settings + (DATASET_COMMON if table == "dataset" else ())
+        schema = spec.settings + (DATASET_COMMON if table == "dataset" else TRAINER_COMMON if table == "trainer" else ())
         settings = {k: v for k, v in entry.items() if k != "name"}
         check_paths = not (for_model and table == "dataset")
         resolved, problems = check_settings(where, settings, schema, f"{kind} {name!r}", base, check_paths)
@@ -277,6 +289,8 @@ class Pipeline:
             out[table] = {"name": choice.spec.qualified_name, **_toml_safe(choice.settings)}
             if table == "dataset":
                 out[table].update(_toml_safe(self.dataset_common))
+            if table == "trainer" and self.ensemble > 1:  # left out at 1, so single-model runs read as before
+                out[table]["ensemble"] = self.ensemble
         if self.explainers:
             out["explain"] = [{"name": c.spec.qualified_name, **_toml_safe(c.settings)} for c in self.explainers]
         if self.target_options:

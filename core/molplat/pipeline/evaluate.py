@@ -32,10 +32,18 @@ class SplitOutputs:
     atom_pred: list[np.ndarray] = field(default_factory=list)
     forces_true: list[np.ndarray] = field(default_factory=list)
     forces_pred: list[np.ndarray] = field(default_factory=list)
+    #: an ensemble's spread (``KEY_std``) and its members' values (``KEY_members``), by output key
+    spread: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     def joined(self, name: str) -> np.ndarray:
-        parts = getattr(self, name)
+        parts = getattr(self, name) if hasattr(self, name) else self.spread.get(name, [])
+        if name.endswith("_members"):  # [members, rows, ...]: batches follow each other on axis 1
+            return np.concatenate(parts, axis=1) if parts else np.zeros((0, 0))
         return np.concatenate(parts) if parts else np.zeros((0,))
+
+    @property
+    def is_ensemble(self) -> bool:
+        return "y_std" in self.spread
 
 
 def _gather(model: Any, samples: Any, num_workers: int) -> SplitOutputs:
@@ -48,9 +56,13 @@ def _gather(model: Any, samples: Any, num_workers: int) -> SplitOutputs:
         if "atom_y" in out:
             outputs.atom_true.append(np.concatenate([s.atom_y for s in items]))
             outputs.atom_pred.append(out["atom_y"].double().numpy())
-        if "forces" in out and all(s.forces is not None for s in items):
+        known_forces = "forces" in out and all(s.forces is not None for s in items)
+        if known_forces:
             outputs.forces_true.append(np.concatenate([s.forces for s in items]))
             outputs.forces_pred.append(out["forces"].double().numpy())
+        for key, value in out.items():
+            if key.endswith(("_std", "_members")) and (known_forces or not key.startswith("forces")):
+                outputs.spread.setdefault(key, []).append(value.double().numpy())
     return outputs
 
 
@@ -127,6 +139,10 @@ def evaluate(model: Any, samples: dict[str, Any], statistics: TrainingStatistics
             for name in ("val", "test"):
                 summary[name]["forces_mae"] = summary["forces"][name]["mae"]
                 summary[name]["forces_rmse"] = summary["forces"][name]["rmse"]
+    if splits["test"].is_ensemble:
+        from molplat.pipeline.ensemble import evaluate_ensemble
+
+        evaluate_ensemble(summary, heads, splits, run, plots)
     _write_predictions(run, heads, splits["test"])
     if plots:
         _plots(run, heads, parity, tasks, splits)
@@ -134,28 +150,37 @@ def evaluate(model: Any, samples: dict[str, Any], statistics: TrainingStatistics
 
 
 def _write_predictions(run: RunDirectory, heads: Any, test: SplitOutputs) -> None:
-    """predictions.csv (graph targets) and atom_predictions.csv (per-atom targets), with every digit."""
+    """predictions.csv (graph targets) and atom_predictions.csv (per-atom targets), with every digit.
+
+    An ensemble's files have a ``predicted_std`` column after ``predicted`` (the members' spread)."""
+    spread = test.is_ensemble
     rows = io.StringIO()
     writer = csv.writer(rows)
-    writer.writerow(["id", "split", "target", "units", "true", "predicted", "error"])
+    writer.writerow(["id", "split", "target", "units", "true", "predicted", *(["predicted_std"] * spread), "error"])
     y_true, y_pred = test.joined("y_true"), test.joined("y_pred")
+    y_std = test.joined("y_std") if spread else None
     for i, sid in enumerate(test.ids):
         for k, head in enumerate(heads.graph):
             t, p = float(y_true[i, k]), float(y_pred[i, k])
-            writer.writerow([sid, "test", head.name, head.units, repr(t), repr(p), repr(p - t)])
+            std = [repr(float(y_std[i, k]))] if spread else []
+            writer.writerow([sid, "test", head.name, head.units, repr(t), repr(p), *std, repr(p - t)])
     atomic_write_text(run.file(PREDICTIONS_FILE), rows.getvalue())
     if not heads.atom:
         return
     rows = io.StringIO()
     writer = csv.writer(rows)
-    writer.writerow(["id", "split", "atom", "element", "target", "units", "true", "predicted", "error"])
+    writer.writerow(["id", "split", "atom", "element", "target", "units", "true", "predicted",
+                     *(["predicted_std"] * spread), "error"])
     a_true, a_pred = test.joined("atom_true"), test.joined("atom_pred")
+    a_std = test.joined("atom_y_std") if spread else None
     row = 0
     for sid, numbers in zip(test.ids, test.numbers):
         for atom, z in enumerate(numbers):
             for k, head in enumerate(heads.atom):
                 t, p = float(a_true[row, k]), float(a_pred[row, k])
-                writer.writerow([sid, "test", atom, int(z), head.name, head.units, repr(t), repr(p), repr(p - t)])
+                std = [repr(float(a_std[row, k]))] if spread else []
+                writer.writerow([sid, "test", atom, int(z), head.name, head.units, repr(t), repr(p), *std,
+                                 repr(p - t)])
             row += 1
     atomic_write_text(run.file(ATOM_PREDICTIONS_FILE), rows.getvalue())
 

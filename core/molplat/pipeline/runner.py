@@ -138,7 +138,7 @@ def _run_stages(pipeline: Pipeline, backend: Any, run: RunDirectory, data: Prepa
     run.write_json(DATA_FILE, info)
     events.stage_finished(str(run.path), "data", info)
 
-    fit = _train(pipeline, backend, run, data, resuming)
+    fit = _train(pipeline, backend, run, data, resuming, echo=echo)
     events.stage_finished(str(run.path), "train", {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss})
 
     from molplat.pipeline.evaluate import evaluate
@@ -150,6 +150,10 @@ def _run_stages(pipeline: Pipeline, backend: Any, run: RunDirectory, data: Prepa
     summary["plugins"] = pipeline.plugin_versions()
     summary["training"] = {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss,
                            "checkpoint": str(Path(fit.best_checkpoint).relative_to(run.path)), **fit.extra}
+    if pipeline.ensemble > 1:
+        from molplat.pipeline.ensemble import training_summary
+
+        summary["training"] = training_summary(fit)
     summary["warnings"] = list(events.warnings)
     run.write_json(SUMMARY_FILE, summary)
     events.stage_finished(str(run.path), "evaluate", summary)
@@ -172,7 +176,7 @@ def _run_stages(pipeline: Pipeline, backend: Any, run: RunDirectory, data: Prepa
 
 
 def _train(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedData, resuming: bool,
-           writes: bool = True) -> FitResult:
+           writes: bool = True, echo: Echo = print) -> FitResult:
     from molplat.data.samples import SampleCollator
 
     model_choice = pipeline.components["model"]
@@ -182,12 +186,22 @@ def _train(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedDa
                       run_dir=run.path, heads=data.heads, statistics=data.statistics, resume=resuming,
                       num_workers=int(pipeline.data.get("num_workers") or 0))
     trainer = pipeline.components["trainer"]
+    if pipeline.ensemble > 1:
+        from molplat.pipeline.ensemble import train_ensemble
+
+        return train_ensemble(pipeline, backend, run, job, echo, writes=writes)
+    return fit_checked(trainer, backend, job, writes)
+
+
+def fit_checked(trainer: Any, backend: Any, job: TrainingJob, writes: bool = True) -> FitResult:
+    """``backend.fit(job)``, its result checked (``trainer``: the pipeline's choice, for messages; ``writes``:
+    False on ranks > 0, which write no checkpoints)."""
     fit = backend.fit(job)
     if not isinstance(fit, FitResult):
         raise RunError(f"trainer backend {trainer.spec.name!r} returned {type(fit).__name__}, not "
                        f"molplat.training.FitResult")
     if writes and not Path(fit.best_checkpoint).is_file():
-        last = run.checkpoint(LAST)
+        last = RunDirectory(job.run_dir).checkpoint(LAST)
         raise RunError(f"trainer backend {trainer.spec.name!r} wrote no best checkpoint "
                        f"({'only ' + str(last) if last.exists() else 'no checkpoint at all'})")
     return fit
