@@ -40,6 +40,7 @@ PUBLIC_MODULES: tuple[str, ...] = (
     "molplat.results",
     "molplat.predict",
     "molplat.calculator",
+    "molplat.ensemble",
     "molplat.metrics",
     "molplat.plugins",
     "molplat.processes",

@@ -354,13 +354,35 @@ def run_report(summary: dict[str, Any]) -> str:
             metrics = forces.get(split) or {}
             regression.append([label, split, _number(metrics.get("mae")), _number(metrics.get("rmse")), ""])
     parts = []
+    spread = _ensemble_rows(summary)
     if regression:
         parts.append(table(regression, ["target", "split", "MAE", "RMSE", "R²"],
                            align=["left", "left", "right", "right", "right"]))
     if classification:
         parts.append(table(classification, ["target", "split", "accuracy", "ROC-AUC"],
                            align=["left", "left", "right", "right"]))
+    if spread:
+        size = (summary.get("ensemble") or {}).get("size")
+        parts.append(f"ensemble of {size} (test split; the MAE above is the mean's):\n" + table(
+            spread, ["target", "members' MAE", "Spearman |error| vs std", "within 1 std", "miscalibration area"],
+            align=["left", "left", "right", "right", "right"]))
     return "\n\n".join(parts)
+
+
+def _ensemble_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Per target (and forces) of an ensemble run: its members' test MAE and how well its spread is calibrated."""
+    entries = [(_with_units(n, e.get("units")), e) for n, e in summary.get("tasks", {}).items()]
+    if summary.get("forces"):
+        entries.append((_with_units("forces", summary["forces"].get("units")), summary["forces"]))
+    rows = []
+    for label, entry in entries:
+        calibration = (entry.get("calibration") or {}).get("test")
+        members = (entry.get("members") or {}).get("test_mae")
+        if calibration is None or not members:
+            continue
+        rows.append([label, f"{_number(min(members))} to {_number(max(members))}", _number(calibration["spearman"]),
+                     _number(calibration["within_1_std"]), _number(calibration["miscalibration_area"])])
+    return rows
 
 
 @cli.command()

@@ -21,6 +21,10 @@ states beside them). Any backend that writes these files (``write_checkpoint`` d
 without Lightning) produces runs that ``molplat predict`` and ``--resume`` accept.
 ``last.ckpt`` is rewritten at the end of every epoch, ``best.ckpt`` when the validation
 loss improves; both atomically. A process holds ``.lock`` while it writes the directory.
+
+An ensemble run (``[trainer] ensemble = N``) keeps ``metrics.csv`` and ``checkpoints/``
+of each member in ``members/K/`` and lists them in ``ensemble.json``; see
+``molplat.ensemble``. With ``ensemble = 1`` the layout is the one above.
 """
 from __future__ import annotations
 
