@@ -266,3 +266,8 @@ dir = "{tmp_path / 'runs'}"
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0], errors
     assert not (tmp_path / "runs").exists()
+
+
+def test_show_lists_the_ensemble_key_of_every_backend(capsys):
+    assert main(["show", "cpu"]) == 0
+    assert "[trainer] keys of every backend: ensemble (int, default 1, [1, 32])" in capsys.readouterr().out

@@ -42,6 +42,14 @@ TRAINER_SETTINGS = (
     Setting("num_threads", "int", 0, "torch threads (0: leave torch's default)", minimum=0, maximum=256),
 )
 
+#: keys the core handles in ``[trainer]`` for every backend, beside the backend's own settings
+#: (``molplat.pipeline.config`` takes them out before the backend is built)
+MAX_ENSEMBLE = 32
+TRAINER_COMMON = (
+    Setting("ensemble", "int", 1, "train this many models that differ only in their seed (seed, seed + 1, ...); "
+            "predictions report their mean and standard deviation", minimum=1, maximum=MAX_ENSEMBLE),
+)
+
 ATOMS_FILE_SETTINGS = (
     Setting("path", "path", None, "an ASE-readable file (extxyz, xyz, cif, an ASE database .db, ...) or a folder "
             "of such files, relative to the pipeline file", required=True),

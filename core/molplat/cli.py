@@ -273,6 +273,11 @@ def show(name: str, kind: str | None) -> int:
             click.echo("  no settings")
         if spec.kind == "dataset":
             _dataset_targets(spec)
+        if spec.kind == "trainer_backend":  # keys the core adds to every backend's [trainer] table
+            from molplat.builtin import TRAINER_COMMON
+
+            click.echo("\n  [trainer] keys of every backend: " + "; ".join(
+                f"{s.name} ({s.type}, default {s.default!r}, {_allowed(s)}): {s.help}" for s in TRAINER_COMMON))
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from molplat.errors import ValidationError
+from molplat.builtin import TRAINER_COMMON
 from molplat.models.heads import Heads
 from molplat.pipeline.checks import LIST_TABLES, build_checks, cross_checks, layouts_of, one_line
 from molplat.pipeline.reading import check_settings, depth_problem, read_toml
@@ -42,12 +43,6 @@ DATASET_COMMON = (
             "(default: the dataset's default target)"),
     Setting("split", "list[float]", [0.8, 0.1, 0.1], "train, val and test fractions", minimum=0.0, maximum=1.0),
     Setting("split_seed", "int", 0, "seed of the random split", minimum=0, maximum=2**32 - 1),
-)
-#: keys the core handles in ``[trainer]`` for every backend, beside the backend's own settings
-MAX_ENSEMBLE = 32
-TRAINER_COMMON = (
-    Setting("ensemble", "int", 1, "train this many models that differ only in their seed (seed, seed + 1, ...); "
-            "predictions report their mean and standard deviation", minimum=1, maximum=MAX_ENSEMBLE),
 )
 CORE_TABLES: dict[str, tuple[Setting, ...]] = {
     "output": (
