@@ -193,8 +193,8 @@ def test_an_interrupted_ensemble_is_incomplete_and_resume_trains_only_the_rest(t
     calls: list[tuple[int, bool]] = []
 
     def interrupted_in_member_two(self, job):
-        calls.append((self.settings["seed"], job.resume))
-        if self.settings["seed"] == 1:  # one of two epochs, then the process is "killed"
+        calls.append((job.seed, job.resume))
+        if job.seed == 1:  # one of two epochs, then the process is "killed"
             real_fit(type(self)(**{**self.settings, "max_epochs": 1}), job)
             raise RunError("training interrupted (simulated)")
         return real_fit(self, job)

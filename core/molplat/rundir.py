@@ -303,7 +303,8 @@ class TrainingJob:
     on the fly, or read from the store); ``collator`` batches them; ``build_model()``
     returns a fresh model for ``heads`` and ``statistics``; ``run_dir`` is where the
     backend writes metrics and checkpoints in the format above. ``num_workers`` is how
-    many DataLoader processes the user asked for.
+    many DataLoader processes the user asked for. ``seed``, when not None, replaces the
+    backend's own seed setting: an ensemble fits member K with the trainer's seed plus K.
     """
 
     train: Any
@@ -316,6 +317,7 @@ class TrainingJob:
     resume: bool = False
     num_workers: int = 0
     n_outputs: int | None = None
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         from molplat.models.heads import Head, Heads

@@ -1,7 +1,7 @@
 """Training and evaluating an ensemble (``[trainer] ensemble = N``); the layout is ``molplat.ensemble``'s.
 
-Members train one after the other through the backend's own ``fit(job)``, each with
-the trainer's seed plus its index and ``job.run_dir`` set to its folder. ``--resume``
+Members train one after the other through the one backend's own ``fit(job)``, each with
+``job.seed`` the trainer's seed plus its index and ``job.run_dir`` set to its folder. ``--resume``
 skips members the manifest records as finished and resumes the one in progress from
 its ``last.ckpt``, as a single-model run would.
 """
@@ -32,8 +32,10 @@ def _seed_globals(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_ensemble(pipeline: Any, run: RunDirectory, job: TrainingJob, echo: Echo = print) -> FitResult:
-    """Fit every member not yet finished; returns the last member's FitResult with the manifest in ``extra``."""
+def train_ensemble(pipeline: Any, backend: Any, run: RunDirectory, job: TrainingJob, echo: Echo = print,
+                   writes: bool = True) -> FitResult:
+    """Fit every member not yet finished with the one ``backend``; returns the last member's FitResult with the
+    manifest in ``extra``. ``writes=False`` (ranks > 0 of a multi-process run) trains without writing the manifest."""
     from molplat.pipeline.runner import fit_checked
 
     trainer = pipeline.components["trainer"]
@@ -44,7 +46,8 @@ def train_ensemble(pipeline: Any, run: RunDirectory, job: TrainingJob, echo: Ech
                               f"for {size}")
     if manifest is None:
         manifest = EnsembleManifest.new(size, int(trainer.settings.get("seed") or 0))
-        manifest.write(run.path)
+        if writes:
+            manifest.write(run.path)
     fit: FitResult | None = None
     for record in manifest.members:
         number = f"ensemble member {record.member + 1} of {size}"
@@ -54,14 +57,12 @@ def train_ensemble(pipeline: Any, run: RunDirectory, job: TrainingJob, echo: Ech
         folder = member_dir(run.path, record.member)
         folder.mkdir(parents=True, exist_ok=True)
         echo(f"{number} (seed {record.seed}) in {folder.relative_to(run.path)}")
-        settings = dict(trainer.settings)
-        if "seed" in settings:
-            settings["seed"] = record.seed
         _seed_globals(record.seed)
-        fit = fit_checked(trainer, dataclasses.replace(job, run_dir=folder), settings)
+        fit = fit_checked(trainer, backend, dataclasses.replace(job, run_dir=folder, seed=record.seed), writes)
         record.finished, record.epochs, record.best_val_loss = True, int(fit.epochs), fit.best_val_loss
         record.checkpoint = str(Path(fit.best_checkpoint).resolve().relative_to(run.path.resolve()))
-        manifest.write(run.path)
+        if writes:
+            manifest.write(run.path)
     if fit is None:  # every member had finished before this resume
         last = manifest.members[-1]
         folder = member_dir(run.path, last.member)

@@ -273,10 +273,11 @@ def fit_with_lightning(job: TrainingJob, settings: dict[str, Any], callbacks: Se
 
 def _fit(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Callback],
          **trainer_kwargs: Any) -> FitResult:
-    pl.seed_everything(settings["seed"], workers=True, verbose=False)
+    seed = settings["seed"] if job.seed is None else job.seed  # an ensemble member's seed wins
+    pl.seed_everything(seed, workers=True, verbose=False)
     task = build_lightning_task(job, settings)
     trainer = make_trainer(job, settings, callbacks, **trainer_kwargs)
-    train, val = loaders(job, settings["batch_size"], settings["seed"], trainer.global_rank, trainer.world_size)
+    train, val = loaders(job, settings["batch_size"], seed, trainer.global_rank, trainer.world_size)
     last = job.run_dir / CHECKPOINT_DIR / LAST
     resume_from = None
     if job.resume and last.exists():
