@@ -188,3 +188,14 @@ def test_validation_does_not_depend_on_how_batches_are_grouped_into_calls(poptor
         results.append(fit._validate(inference, loader, keys, sizes, epoch=0))
     assert results[0][0] > 0
     assert results[1] == pytest.approx(results[0], rel=1e-6)
+
+
+def test_an_ensemble_seeds_each_member_through_the_job(poptorch_double, tmp_path):
+    summary = molplat.load_pipeline(pipeline(tmp_path, max_epochs=1, ensemble=2)).run(echo=lambda *a: None)
+    run = Path(summary["run_dir"])
+    seeds = [value for options in poptorch_double.CREATED_OPTIONS for name, value in options.calls
+             if name == "randomSeed"]
+    assert sorted(set(seeds)) == [0, 1]  # member K runs with the trainer's seed plus K
+    weights = [read_checkpoint(run / "members" / str(k) / "checkpoints" / "best.ckpt").state_dict for k in (0, 1)]
+    assert any(not torch.equal(weights[0][key], weights[1][key]) for key in weights[0] if key.startswith("model."))
+    assert summary["ensemble"] == {"size": 2} and molplat.load_model(run).ensemble_size == 2

@@ -48,8 +48,10 @@ class PopTorchBackend:
         threads = torch.get_num_threads()
         if self.settings.get("num_threads"):
             torch.set_num_threads(int(self.settings["num_threads"]))
+        seed = getattr(job, "seed", None)  # an ensemble member's seed replaces the setting
+        settings = self.settings if seed is None else {**self.settings, "seed": int(seed)}
         try:
-            return PopTorchFit(self.poptorch, job, self.settings).run()
+            return PopTorchFit(self.poptorch, job, settings).run()
         finally:  # the setting is the run's, not the process's
             torch.set_num_threads(threads)
 
