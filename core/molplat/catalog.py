@@ -24,7 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from molplat.errors import RunError, ValidationError
 from molplat.resources import REGISTRY_ENV, checkout_root, registry_path
-from molplat.specs import KINDS
+from molplat.specs import PLUGIN_KINDS
 
 #: Each required key, with the line a user adds to fix its absence.
 REQUIRED_KEYS: dict[str, str] = {
@@ -182,10 +182,10 @@ def _kind_problems(where: str, kinds: Any, components: Any) -> list[str]:
         return [f"{where} kinds: expected a non-empty list of kinds; write {REQUIRED_KEYS['kinds']}"]
     problems = []
     for kind in kinds:
-        if kind not in KINDS:
-            close = difflib.get_close_matches(kind, KINDS, n=1)
+        if kind not in PLUGIN_KINDS:
+            close = difflib.get_close_matches(kind, PLUGIN_KINDS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append(f"{where} kinds: unknown kind {kind!r}{hint} (kinds: {', '.join(KINDS)})")
+            problems.append(f"{where} kinds: unknown kind {kind!r}{hint} (kinds: {', '.join(PLUGIN_KINDS)})")
     if not isinstance(components, dict):
         return problems + [f"{where} components: expected a table; write {REQUIRED_KEYS['components']}"]
     if sorted(components) != sorted(kinds):
@@ -305,7 +305,7 @@ def _status_text(row: Availability) -> str:
 
 
 def _components_text(components: dict[str, tuple[str, ...]], only: str | None) -> str:
-    kinds = [k for k in KINDS if k in components and (not only or k == only)]
+    kinds = [k for k in PLUGIN_KINDS if k in components and (not only or k == only)]
     return "; ".join(f"{k}: {', '.join(components[k])}" for k in kinds) or "-"
 
 

@@ -21,7 +21,7 @@ from molplat import __version__
 from molplat.errors import MolplatError, RunError, ValidationError
 from molplat.prediction_files import (FORCE_UNITS, Frame, Predictions, full_precision, read_frames, write_csv,
                                       write_extxyz)
-from molplat.specs import KINDS, Setting
+from molplat.specs import KINDS, PLUGIN_KINDS, Setting
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 PROG = "molplat"
@@ -159,7 +159,8 @@ def completion(shell: str | None) -> int:
 @cli.command("list-plugins")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list of {name, version, status, error, components, warnings}.")
-@click.option("--kind", type=click.Choice(KINDS), help="Only plugins that provide a component of this kind.")
+@click.option("--kind", type=click.Choice(PLUGIN_KINDS),
+              help="Only plugins that provide a component of this kind (or a logger).")
 @click.option("--available", is_flag=True, help="The plugin catalog (registry.toml) beside what is installed.")
 def list_plugins(as_json: bool, kind: str | None, available: bool) -> int:
     """Installed plugins: version, status (loaded, failed, disabled, incompatible) and components.
@@ -183,7 +184,7 @@ def list_plugins(as_json: bool, kind: str | None, available: bool) -> int:
         return EXIT_OK
     rows = []
     for p in plugins:
-        kinds = [k for k in KINDS if k in p.components and (not kind or k == kind)]
+        kinds = [k for k in PLUGIN_KINDS if k in p.components and (not kind or k == kind)]
         components = "; ".join(f"{k}: {', '.join(p.components[k])}" for k in kinds) or "-"
         rows.append([p.name, p.version, p.status if not p.error else f"{p.status} ({p.error})", components])
     click.echo(table(rows, ["plugin", "version", "status", "components"]))

@@ -51,6 +51,15 @@ def molplat_run_started(run_dir: str, pipeline: dict[str, Any]) -> None:
 
 
 @hookspec
+def molplat_epoch_finished(run_dir: str, epoch: int, metrics: dict[str, float]) -> None:
+    """A training epoch has finished; ``metrics`` is its metrics.csv row (train_loss, val_loss, lr, ...).
+
+    Called on rank 0 only, after the row is written, by every trainer backend
+    (``TrainingJob.epoch_finished``), so loggers see the curves while a run trains.
+    """
+
+
+@hookspec
 def molplat_stage_finished(run_dir: str, stage: str, result: dict[str, Any]) -> None:
     """A stage (data, train, evaluate, search, explain, simulate) has finished."""
 
@@ -58,6 +67,15 @@ def molplat_stage_finished(run_dir: str, stage: str, result: dict[str, Any]) -> 
 @hookspec
 def molplat_run_finished(run_dir: str, summary: dict[str, Any]) -> None:
     """A run has finished and written its summary."""
+
+
+@hookspec
+def molplat_loggers() -> list:
+    """Return the names of the loggers this plugin provides (``[output] loggers`` names them).
+
+    A plugin that provides a logger is an observer the user turns on: its event hooks
+    run only in runs whose ``[output] loggers`` names one of its loggers.
+    """
 
 
 KIND_HOOKS: dict[str, str] = {

@@ -91,3 +91,30 @@ def binned_calibration(true: np.ndarray, pred: np.ndarray, std: np.ndarray,
     rmv = np.array([np.sqrt((std[g] ** 2).mean()) for g in groups])
     rmse = np.array([np.sqrt(((pred[g] - true[g]) ** 2).mean()) for g in groups])
     return rmv, rmse
+
+
+def summary_metrics(summary: dict, splits: tuple[str, ...] = ("val", "test")) -> dict[str, float]:
+    """A run summary's final numbers under flat names, ``"test/gap/mae"``, ``"test/forces/rmse"``,
+    ``"gap/baseline_mae"``: what loggers record, which keep one number per name (finite only)."""
+    import math
+
+    flat: dict[str, float] = {}
+
+    def put(name: str, value: object) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            flat[name] = float(value)
+
+    for target, entry in (summary.get("tasks") or {}).items():
+        for split in splits:
+            for metric, value in (entry.get(split) or {}).items():
+                put(f"{split}/{target}/{metric}", value)
+        for key in ("baseline_mae", "baseline_accuracy"):
+            put(f"{target}/{key}", entry.get(key))
+    forces = summary.get("forces") or {}
+    for split in splits:
+        for metric, value in (forces.get(split) or {}).items():
+            put(f"{split}/forces/{metric}", value)
+    training = summary.get("training") or {}
+    put("training/epochs", training.get("epochs"))
+    put("training/best_val_loss", training.get("best_val_loss"))
+    return flat

@@ -5,7 +5,9 @@ loaded on its own: a plugin that fails to import or declares an API range this c
 does not satisfy is reported with its reason, and every other plugin still works.
 Every component has a qualified name ``DISTRIBUTION:NAME``; when two plugins register
 the same name, both stay usable by their qualified names and the bare name is refused
-as ambiguous. Event hooks run isolated too: see :class:`RunEvents`.
+as ambiguous. Event hooks run isolated too: see :class:`RunEvents`. A plugin that
+names loggers (``molplat_loggers``) gets events only in runs whose ``[output] loggers``
+turns one of them on.
 """
 from __future__ import annotations
 
@@ -24,12 +26,12 @@ from packaging.version import Version
 
 from molplat import hookspecs
 from molplat.errors import ValidationError
-from molplat.specs import KINDS, ComponentSpec
+from molplat.specs import KINDS, LOGGER, ComponentSpec
 
 ENTRY_POINT_GROUP = "molplat.plugins"
 CORE_PLUGIN = "molplat"
 DISABLE_ENV = "MOLPLAT_DISABLE_PLUGINS"
-EVENT_HOOKS = ("molplat_run_started", "molplat_stage_finished", "molplat_run_finished")
+EVENT_HOOKS = ("molplat_run_started", "molplat_epoch_finished", "molplat_stage_finished", "molplat_run_finished")
 
 
 @dataclass
@@ -158,7 +160,11 @@ class PluginManager:
             info.status, info.error = "failed", _one_line(exc)
             return
         collected: dict[str, list[ComponentSpec]] = {}
+        loggers: list[str] = []
         try:
+            for impl in self._pm.hook.molplat_loggers.get_hookimpls():
+                if impl.plugin_name == info.name:
+                    loggers = self._checked_loggers(impl.function())
             for kind, hook_name in hookspecs.KIND_HOOKS.items():
                 caller = getattr(self._pm.hook, hook_name)
                 for impl in caller.get_hookimpls():
@@ -182,6 +188,17 @@ class PluginManager:
                 self._specs[kind][spec.qualified_name] = spec
             if specs:
                 info.components[kind] = [s.name for s in specs]
+        if loggers:
+            info.components[LOGGER] = loggers
+
+    @staticmethod
+    def _checked_loggers(names: Any) -> list[str]:
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n.strip() == n and n
+                                                            for n in names):
+            raise TypeError("molplat_loggers must return a list of logger names (non-empty strings)")
+        if len(set(names)) != len(names):
+            raise TypeError(f"molplat_loggers names a logger twice: {sorted(names)}")
+        return list(names)
 
     @staticmethod
     def _checked(spec: Any, kind: str, plugin: str) -> ComponentSpec:
@@ -257,6 +274,33 @@ class PluginManager:
                 found += self._by_name(kind).get(name, [])
         return found
 
+    def loggers(self) -> dict[str, list[str]]:
+        """Each logger name ``[output] loggers`` may use, with the loaded plugins that provide it."""
+        found: dict[str, list[str]] = {}
+        for info in self.plugins:
+            if info.status == "loaded":
+                for name in info.components.get(LOGGER, []):
+                    found.setdefault(name, []).append(info.name)
+        return found
+
+    def logger_problems(self, names: Iterable[str], where: str = "[output] loggers") -> list[str]:
+        """One line per name in ``names`` that no loaded plugin provides, or that two provide."""
+        known = self.loggers()
+        problems = []
+        for name in names:
+            providers = known.get(name, [])
+            if len(providers) > 1:
+                problems.append(f"{where}: logger {name!r} is provided by {len(providers)} plugins "
+                                f"({', '.join(providers)}); disable all but one with [plugins] disable")
+            elif not providers:
+                message = f"{where}: unknown logger {name!r}" + close_match(name, known, cutoff=0.5)
+                unavailable = [p for p in self.plugins if p.status != "loaded"]
+                if unavailable:
+                    message += " (not loaded: " + ", ".join(f"{p.name} [{p.status}]" for p in unavailable) + ")"
+                problems.append(f"{message}; installed loggers: {', '.join(sorted(known)) or 'none'} "
+                                f"(install one: `molplat install NAME`, see `molplat list-plugins --available`)")
+        return problems
+
     def plugin(self, name: str) -> PluginInfo | None:
         return next((p for p in self.plugins if p.name == name), None)
 
@@ -269,9 +313,15 @@ class PluginManager:
                 out.append((name, source, close_match(name, sorted(known))))
         return out
 
-    def events(self, echo: Callable[[str], None] = print) -> "RunEvents":
-        """The event dispatcher of one run."""
-        return RunEvents(self._pm, echo)
+    def events(self, echo: Callable[[str], None] = print, loggers: Iterable[str] = ()) -> "RunEvents":
+        """The event dispatcher of one run; ``loggers`` are the logger names its ``[output] loggers`` turns on.
+
+        Plugins that provide loggers, none of them turned on, get no events: installing a
+        logger never makes runs log.
+        """
+        wanted = set(loggers)
+        silent = {p.name for p in self.plugins if p.components.get(LOGGER) and not wanted & set(p.components[LOGGER])}
+        return RunEvents(self._pm, echo, silent=silent)
 
 
 class RunEvents:
@@ -280,17 +330,22 @@ class RunEvents:
     A hook that raises never fails the run: the failure is reported once (plugin and
     hook named), that plugin is not called again during this run, and the message is
     kept in ``warnings`` for summary.json. Hooks get copies, so they cannot change what
-    the run writes.
+    the run writes. Plugins in ``silent`` (loggers the run did not turn on) get nothing.
     """
 
-    def __init__(self, pm: pluggy.PluginManager, echo: Callable[[str], None] = print) -> None:
+    def __init__(self, pm: pluggy.PluginManager, echo: Callable[[str], None] = print,
+                 silent: Iterable[str] = ()) -> None:
         self._pm = pm
         self._echo = echo
+        self.silent: frozenset[str] = frozenset(silent)
         self.muted: set[str] = set()
         self.warnings: list[str] = []
 
     def run_started(self, run_dir: str, pipeline: dict[str, Any]) -> None:
         self._emit("molplat_run_started", run_dir=run_dir, pipeline=pipeline)
+
+    def epoch_finished(self, run_dir: str, epoch: int, metrics: dict[str, float]) -> None:
+        self._emit("molplat_epoch_finished", run_dir=run_dir, epoch=epoch, metrics=metrics)
 
     def stage_finished(self, run_dir: str, stage: str, result: dict[str, Any]) -> None:
         self._emit("molplat_stage_finished", run_dir=run_dir, stage=stage, result=result)
@@ -300,7 +355,7 @@ class RunEvents:
 
     def _emit(self, hook_name: str, **kwargs: Any) -> None:
         for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
-            if impl.plugin_name in self.muted:
+            if impl.plugin_name in self.muted or impl.plugin_name in self.silent:
                 continue
             try:
                 impl.function(**{name: copy.deepcopy(kwargs[name]) for name in impl.argnames})

@@ -305,6 +305,9 @@ class TrainingJob:
     backend writes metrics and checkpoints in the format above. ``num_workers`` is how
     many DataLoader processes the user asked for. ``seed``, when not None, replaces the
     backend's own seed setting: an ensemble fits member K with the trainer's seed plus K.
+    After each epoch's metrics.csv row, the
+    backend calls :meth:`epoch_finished` on rank 0 (``fit_with_lightning`` does), which
+    tells the run's observers, such as logger plugins.
     """
 
     train: Any
@@ -318,6 +321,7 @@ class TrainingJob:
     num_workers: int = 0
     n_outputs: int | None = None
     seed: int | None = None
+    epoch_listener: Callable[[int, dict[str, float]], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from molplat.models.heads import Head, Heads
@@ -327,6 +331,16 @@ class TrainingJob:
             count = self.n_outputs or 1
             self.heads = Heads(tuple(Head("y" if count == 1 else f"y{k}") for k in range(count)))
         self.n_outputs = self.heads.n_graph
+
+    def epoch_finished(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Report a finished epoch (0-based) with its metrics.csv row: train_loss, val_loss, lr, ...
+
+        Every backend calls it, on rank 0 only, once per epoch after writing that row, so
+        loggers see training as it happens whichever backend trains. It never raises for
+        an observer's failure (the run's event dispatcher isolates them).
+        """
+        if self.epoch_listener is not None:
+            self.epoch_listener(int(epoch), {str(k): v for k, v in metrics.items()})
 
 
 @dataclass

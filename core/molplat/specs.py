@@ -21,6 +21,11 @@ KINDS: tuple[str, ...] = (
     "explainer",
     "simulator",
 )
+#: what a plugin may provide besides components: loggers, named by ``molplat_loggers`` and
+#: turned on by ``[output] loggers``; they have no spec, only the plugin's event hooks
+LOGGER = "logger"
+#: every kind of thing a plugin can provide (``list-plugins`` and registry.toml ``kinds``)
+PLUGIN_KINDS: tuple[str, ...] = (*KINDS, LOGGER)
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),

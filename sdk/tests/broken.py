@@ -260,6 +260,27 @@ class SavesPlainTorchCheckpoints:
         return FitResult(folder / "best.ckpt", folder / "last.ckpt", epochs=1, best_val_loss=None)
 
 
+class NeverReportsEpochs:
+    """A backend without Lightning that writes real checkpoints and metrics.csv but never calls
+    job.epoch_finished, so loggers would see no training curve."""
+
+    def __init__(self, **settings) -> None:
+        self.settings = settings
+
+    def fit(self, job) -> FitResult:
+        from molplat.rundir import write_checkpoint
+
+        task = AtomisticTask(job.build_model(), job.heads)
+        task.scaler.fit(job.statistics, job.heads)
+        batch = job.collator(list(job.val))
+        val_loss = float(task.loss(batch, task(batch))[0].detach())
+        folder = job.run_dir / "checkpoints"
+        for name in ("best.ckpt", "last.ckpt"):
+            write_checkpoint(folder / name, task.state_dict(), job.heads, job.statistics, 0, val_loss)
+        (job.run_dir / "metrics.csv").write_text(f"epoch,val_loss\n0,{val_loss}\n")
+        return FitResult(folder / "best.ckpt", folder / "last.ckpt", epochs=1, best_val_loss=val_loss)
+
+
 class ExplainerReturningADict:
     def run(self, context):
         return {"saliency": 1.0}

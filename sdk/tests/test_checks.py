@@ -310,6 +310,16 @@ def test_a_backend_whose_checkpoints_molplat_cannot_read_is_caught(tmp_path):
     assert "molplat.training.fit_with_lightning" in str(caught.value)
 
 
+def test_a_backend_that_never_reports_epochs_is_caught(tmp_path):
+    """Loggers need every epoch: a backend without Lightning must call job.epoch_finished itself."""
+    spec = ComponentSpec(name="subject", kind="trainer_backend", factory="broken:NeverReportsEpochs",
+                         summary="x", plugin="molplat-sdk-tests")
+    with pytest.raises(ConformanceError, match=r"job.epoch_finished was called for epochs \[\], the fit ran 1") \
+            as caught:
+        stages.check_trainer_backend(spec, {}, tmp_path)
+    assert "fix: call job.epoch_finished(epoch, row)" in str(caught.value)
+
+
 def test_the_cpu_backend_fits_a_real_training_job(molplat_manager, tmp_path):
     spec = molplat_manager.get("trainer_backend", "cpu")
     settings = common.settings_for(spec, {"max_epochs": 2, "progress_bar": False, "batch_size": 8})

@@ -50,6 +50,8 @@ CORE_TABLES: dict[str, tuple[Setting, ...]] = {
                 must_exist=False),
         Setting("name", "str", None, "run name (default: the pipeline file's name); a plain name, no folders"),
         Setting("plots", "bool", True, "write PNG plots"),
+        Setting("loggers", "list[str]", [], "logger plugins that record this run, such as [\"tensorboard\", "
+                "\"mlflow\", \"wandb\"]; each writes inside the run directory (`molplat list-plugins --kind logger`)"),
     ),
     "plugins": (
         Setting("disable", "list[str]", [], "plugins not to load for this pipeline"),
@@ -157,6 +159,7 @@ class Pipeline:
             core[table], found = check_settings(f"[{table}]", value, schema, f"[{table}]", base)
             problems += found
         problems += _output_problems(core["output"])
+        problems += manager.logger_problems(core["output"]["loggers"] or [])
         problems += [f"{source}: {name!r} is not an installed plugin{hint}; remove it or fix the name"
                      for name, source, hint in manager.unknown_disabled()]
         components: dict[str, ComponentChoice] = {}

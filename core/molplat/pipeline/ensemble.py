@@ -32,6 +32,15 @@ def _seed_globals(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _member_listener(listener: Any, member: int) -> Any:
+    """Loggers see each member's epochs under its own names (``member_1/val_loss``), since every
+    member counts its epochs from 0 again."""
+    if listener is None:
+        return None
+    return lambda epoch, metrics: listener(epoch, {f"member_{member}/{k}": v for k, v in metrics.items()
+                                                  if k != "epoch"} | {"epoch": epoch})
+
+
 def train_ensemble(pipeline: Any, backend: Any, run: RunDirectory, job: TrainingJob, echo: Echo = print,
                    writes: bool = True) -> FitResult:
     """Fit every member not yet finished with the one ``backend``; returns the last member's FitResult with the
@@ -58,7 +67,9 @@ def train_ensemble(pipeline: Any, backend: Any, run: RunDirectory, job: Training
         folder.mkdir(parents=True, exist_ok=True)
         echo(f"{number} (seed {record.seed}) in {folder.relative_to(run.path)}")
         _seed_globals(record.seed)
-        fit = fit_checked(trainer, backend, dataclasses.replace(job, run_dir=folder, seed=record.seed), writes)
+        member_job = dataclasses.replace(job, run_dir=folder, seed=record.seed,
+                                         epoch_listener=_member_listener(job.epoch_listener, record.member))
+        fit = fit_checked(trainer, backend, member_job, writes)
         record.finished, record.epochs, record.best_val_loss = True, int(fit.epochs), fit.best_val_loss
         record.checkpoint = str(Path(fit.best_checkpoint).resolve().relative_to(run.path.resolve()))
         if writes:

@@ -130,7 +130,7 @@ def _run_other_rank(pipeline: Pipeline, backend: Any, processes: RunProcesses, r
 
 def _run_stages(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedData, resuming: bool,
                 echo: Echo) -> dict[str, Any]:
-    events = pipeline.manager.events(echo)
+    events = pipeline.manager.events(echo, loggers=pipeline.output.get("loggers") or ())
     resolved = pipeline.resolved()
     run.write_pipeline(resolved)
     events.run_started(str(run.path), resolved)
@@ -138,7 +138,8 @@ def _run_stages(pipeline: Pipeline, backend: Any, run: RunDirectory, data: Prepa
     run.write_json(DATA_FILE, info)
     events.stage_finished(str(run.path), "data", info)
 
-    fit = _train(pipeline, backend, run, data, resuming, echo=echo)
+    fit = _train(pipeline, backend, run, data, resuming, echo=echo,
+                 epoch_listener=partial(events.epoch_finished, str(run.path)))
     events.stage_finished(str(run.path), "train", {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss})
 
     from molplat.pipeline.evaluate import evaluate
@@ -176,7 +177,8 @@ def _run_stages(pipeline: Pipeline, backend: Any, run: RunDirectory, data: Prepa
 
 
 def _train(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedData, resuming: bool,
-           writes: bool = True, echo: Echo = print) -> FitResult:
+           writes: bool = True, echo: Echo = print,
+           epoch_listener: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
     from molplat.data.samples import SampleCollator
 
     model_choice = pipeline.components["model"]
@@ -184,7 +186,7 @@ def _train(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedDa
                       collator=SampleCollator(data.representation),
                       build_model=partial(model_choice.build_model, data.heads, data.statistics),
                       run_dir=run.path, heads=data.heads, statistics=data.statistics, resume=resuming,
-                      num_workers=int(pipeline.data.get("num_workers") or 0))
+                      num_workers=int(pipeline.data.get("num_workers") or 0), epoch_listener=epoch_listener)
     trainer = pipeline.components["trainer"]
     if pipeline.ensemble > 1:
         from molplat.pipeline.ensemble import train_ensemble

@@ -9,7 +9,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +97,12 @@ class LightningTask(AtomisticTask, pl.LightningModule):
 
 
 class EpochMetrics(pl.Callback):
-    """Writes one metrics.csv row per epoch (rank 0 only), before that epoch's checkpoints."""
+    """Writes one metrics.csv row per epoch (rank 0 only), before that epoch's checkpoints,
+    and hands the row to ``on_row`` (``TrainingJob.epoch_finished``: the run's loggers)."""
 
-    def __init__(self, table: MetricsTable) -> None:
+    def __init__(self, table: MetricsTable, on_row: Callable[[int, dict[str, Any]], None] | None = None) -> None:
         self.table = table
+        self.on_row = on_row
         self._loss_sum = 0.0
         self._count = 0
         self._started = time.perf_counter()
@@ -134,6 +136,8 @@ class EpochMetrics(pl.Callback):
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         row["seconds"] = round(time.perf_counter() - self._started, 3)
         self.table.append(row)
+        if self.on_row is not None:
+            self.on_row(row["epoch"], dict(row))
 
 
 class EpochProgressBar(TQDMProgressBar):
@@ -222,7 +226,7 @@ def make_trainer(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence
     last = ModelCheckpoint(dirpath=ckpt_dir, filename=Path(LAST).stem, monitor=None, save_top_k=1,
                            save_last=False, enable_version_counter=False)
     all_callbacks: list[pl.Callback] = [
-        EpochMetrics(MetricsTable(job.run_dir / METRICS_FILE)),
+        EpochMetrics(MetricsTable(job.run_dir / METRICS_FILE), on_row=job.epoch_finished),
         EarlyStopping(monitor="val_loss", mode="min", patience=settings["patience"], check_finite=False),
         best,
         last,

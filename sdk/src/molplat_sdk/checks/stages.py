@@ -45,6 +45,8 @@ def check_trainer_backend(spec: ComponentSpec, settings: dict[str, Any], run_dir
 
     where = label(spec)
     job = toy_job(run_dir)
+    reported: list[tuple[int, dict[str, float]]] = []
+    job.epoch_listener = lambda epoch, metrics: reported.append((epoch, metrics))
     backend = spec.build(**settings)
     processes = check_processes_hook(where, backend, run_dir)
     try:
@@ -84,6 +86,21 @@ def check_trainer_backend(spec: ComponentSpec, settings: dict[str, Any], run_dir
                                "write one row per epoch (fit_with_lightning does)")
     if result.epochs < 1:
         raise ConformanceError(where, f"FitResult.epochs is {result.epochs}", "train at least one epoch")
+    _check_epoch_reports(where, reported, result.epochs)
+
+
+def _check_epoch_reports(where: str, reported: list[tuple[int, dict[str, float]]], epochs: int) -> None:
+    """Loggers see every epoch: the backend calls job.epoch_finished once per epoch, in order, with val_loss."""
+    fix = ("call job.epoch_finished(epoch, row) after writing each epoch's metrics.csv row, on rank 0 only "
+           "(fit_with_lightning does)")
+    numbers = [epoch for epoch, _ in reported]
+    if numbers != list(range(epochs)):
+        raise ConformanceError(where, f"job.epoch_finished was called for epochs {numbers}, the fit ran "
+                               f"{epochs} (0 to {epochs - 1})", fix)
+    for epoch, metrics in reported:
+        if "val_loss" not in metrics or not all(isinstance(v, (int, float)) for v in metrics.values()):
+            raise ConformanceError(where, f"job.epoch_finished for epoch {epoch} got {sorted(metrics)}, not a row of "
+                                   f"numbers with val_loss", fix)
 
 
 def check_processes_hook(where: str, backend: Any, run_dir: Path) -> Any:

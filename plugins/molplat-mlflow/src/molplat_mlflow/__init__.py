@@ -1,0 +1,1 @@
+"""molplat-mlflow: records molplat runs in an MLflow tracking store inside the run directory."""

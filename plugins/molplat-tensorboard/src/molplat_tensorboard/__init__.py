@@ -1,0 +1,1 @@
+"""molplat-tensorboard: records molplat runs as TensorBoard event files in RUN/tensorboard."""
