@@ -189,3 +189,20 @@ def check_listed(spec: ComponentSpec, listing: list[dict[str, Any]]) -> None:
     if spec.name not in entry["components"].get(spec.kind, []):
         raise ConformanceError(where, f"`molplat list-plugins --json` lists {entry['components']} for the plugin",
                                f"return the spec from the molplat_{spec.kind}s hook of the plugin module")
+
+
+def check_logger_plugin(plugin: str, plugin_module: str, library: str) -> None:
+    """A logger plugin (``molplat_loggers``) imports only molplat's public surface, and listing
+    plugins imports neither torch nor its logging ``library`` (loaded when a run turns it on)."""
+    where = f"logger plugin {plugin!r}"
+    found = _private_imports(plugin_module)
+    if found:
+        first = found[0]
+        raise ConformanceError(where, f"the plugin imports molplat internals: {first.file}:{first.line} imports "
+                               f"{first.module}", f"use {first.alternative}; plugins may import only "
+                               "molplat.PUBLIC_MODULES (docs/contracts.md)")
+    loaded = modules_after_import(plugin_module)
+    for heavy in ("torch", library):
+        if heavy in loaded:
+            raise ConformanceError(where, f"importing the entry-point module {plugin_module} imports {heavy}",
+                                   "import the logging library inside the hooks, when a run starts")
