@@ -159,7 +159,9 @@ class Pipeline:
             core[table], found = check_settings(f"[{table}]", value, schema, f"[{table}]", base)
             problems += found
         problems += _output_problems(core["output"])
-        problems += manager.logger_problems(core["output"]["loggers"] or [])
+        loggers = core["output"]["loggers"]
+        if isinstance(loggers, list):  # a value of the wrong type is already one problem
+            problems += manager.logger_problems(loggers)
         problems += [f"{source}: {name!r} is not an installed plugin{hint}; remove it or fix the name"
                      for name, source, hint in manager.unknown_disabled()]
         components: dict[str, ComponentChoice] = {}
