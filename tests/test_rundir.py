@@ -8,6 +8,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -251,6 +252,7 @@ class PlainLoop:
             with torch.no_grad():
                 val_loss = float(task.loss(val, task(val))[0])
             state = task.state_dict()
+            job.epoch_finished(epoch, {"epoch": epoch, "train_loss": float(loss.detach()), "val_loss": val_loss})
             write_checkpoint(folder / "last.ckpt", state, job.heads, job.statistics, epoch, val_loss)
             if val_loss < best:
                 best = val_loss
@@ -278,14 +280,34 @@ def _plain_backend_plugin():
     return module
 
 
+def _epoch_recorder(epochs: list) -> types.ModuleType:
+    """A logger plugin ("epochs") that keeps each molplat_epoch_finished it receives."""
+    from molplat import hookimpl
+
+    module = types.ModuleType("molplat_test_epoch_recorder")
+    module.MOLPLAT_API = ">=1.0,<2"
+    module.molplat_loggers = hookimpl(lambda: ["epochs"])
+    module.molplat_epoch_finished = hookimpl(
+        lambda run_dir, epoch, metrics: epochs.append((epoch, metrics["val_loss"])))
+    return module
+
+
+def checkpoint_loss(summary: dict) -> float:
+    return read_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "last.ckpt").val_loss
+
+
 def test_a_backend_without_lightning_writes_runs_that_predict_reads(tmp_path):
-    """The run directory is trainer-neutral: a plain torch loop writing with molplat.rundir works end to end."""
+    """The run directory is trainer-neutral: a plain torch loop writing with molplat.rundir works end to end,
+    and its job.epoch_finished calls reach the run's loggers."""
     from molplat.plugins import PluginManager
 
-    manager = PluginManager(extra={"plain-backend": _plain_backend_plugin()})
+    epochs: list[tuple[int, float]] = []
+    manager = PluginManager(extra={"plain-backend": _plain_backend_plugin(), "recorder": _epoch_recorder(epochs)})
     pipeline = molplat.load_pipeline({**PIPELINE, "trainer": {"name": "plain_loop", "epochs": 3},
-                                      "output": {**PIPELINE["output"], "dir": str(tmp_path)}}, manager=manager)
+                                      "output": {**PIPELINE["output"], "dir": str(tmp_path),
+                                                 "loggers": ["epochs"]}}, manager=manager)
     summary = pipeline.run(echo=lambda message: None)
+    assert [epoch for epoch, _ in epochs] == [0, 1, 2] and epochs[2][1] == pytest.approx(checkpoint_loss(summary))
     run_dir = Path(summary["run_dir"])
     checkpoint = read_checkpoint(run_dir / "checkpoints" / "best.ckpt")
     assert checkpoint.epoch == 2 and "pytorch-lightning_version" not in checkpoint.raw
