@@ -131,6 +131,7 @@ class PopTorchFit:
                 rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_mae": val_mae,
                              "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 3)})
                 self._write_metrics(rows)
+                self.job.epoch_finished(epoch, dict(rows[-1]))  # the run's loggers see the row
                 improved = val_loss < state["best_val_loss"]
                 state = {"epoch": epoch + 1, "best_val_loss": min(val_loss, state["best_val_loss"]),
                          "bad_epochs": 0 if improved else state["bad_epochs"] + 1}
