@@ -6,6 +6,7 @@ writer is imported when a run starts.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import molplat
@@ -35,15 +36,30 @@ def molplat_run_started(run_dir: str, pipeline: dict[str, Any]) -> None:
     _open[run_dir] = MlflowLog(run_dir, pipeline)
 
 
+def _with_log(run_dir: str, action: Callable[["MlflowLog"], None]) -> None:
+    """Run ``action`` on the run's log; when it raises, the core stops calling this plugin for the
+    run, so the log is closed and dropped here before the error goes on."""
+    log = _open[run_dir]
+    try:
+        action(log)
+    except Exception:
+        _open.pop(run_dir, None)
+        try:
+            log.close(None)
+        except Exception:  # the first error is the one to report
+            pass
+        raise
+
+
 @molplat.hookimpl
 def molplat_epoch_finished(run_dir: str, epoch: int, metrics: dict[str, float]) -> None:
-    _open[run_dir].epoch(epoch, metrics)
+    _with_log(run_dir, lambda log: log.epoch(epoch, metrics))
 
 
 @molplat.hookimpl
 def molplat_stage_finished(run_dir: str, stage: str, result: dict[str, Any]) -> None:
     if stage == "evaluate":
-        _open[run_dir].evaluated(result)
+        _with_log(run_dir, lambda log: log.evaluated(result))
 
 
 @molplat.hookimpl
