@@ -40,6 +40,14 @@ TRAINER_SETTINGS = (
             maximum=1e6),
     Setting("progress_bar", "bool", True, "show a progress bar while training"),
     Setting("num_threads", "int", 0, "torch threads (0: leave torch's default)", minimum=0, maximum=256),
+    Setting("active_pool", "float", 0.0, "active sampling: the fraction of the training split held back in a "
+            "reserve pool, from which the worst-predicted structures join training (0: off)", minimum=0.0,
+            maximum=0.95),
+    Setting("active_every", "int", 1, "active sampling: move structures from the pool after every this many "
+            "epochs", minimum=1, maximum=100000),
+    Setting("active_count", "int", 32, "active sampling: how many structures move per round (those with the "
+            "largest force error; the first target's error when the run trains no forces)", minimum=1,
+            maximum=10_000_000),
 )
 
 #: keys the core handles in ``[trainer]`` for every backend, beside the backend's own settings

@@ -308,6 +308,10 @@ class TrainingJob:
     After each epoch's metrics.csv row, the
     backend calls :meth:`epoch_finished` on rank 0 (``fit_with_lightning`` does), which
     tells the run's observers, such as logger plugins.
+    ``reserve``, when set, holds positions in ``train`` that start in the active-sampling
+    pool (``[trainer] active_pool``): a backend trains on the others and moves pool
+    structures in as it goes (the core's Lightning loop does; a backend that cannot must
+    refuse active_pool).
     """
 
     train: Any
@@ -322,6 +326,7 @@ class TrainingJob:
     n_outputs: int | None = None
     seed: int | None = None
     epoch_listener: Callable[[int, dict[str, float]], None] | None = field(default=None, repr=False)
+    reserve: Any = None
 
     def __post_init__(self) -> None:
         from molplat.models.heads import Head, Heads

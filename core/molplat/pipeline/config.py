@@ -44,6 +44,13 @@ DATASET_COMMON = (
     Setting("split", "list[float]", [0.8, 0.1, 0.1], "train, val and test fractions", minimum=0.0, maximum=1.0),
     Setting("split_seed", "int", 0, "seed of the random split", minimum=0, maximum=2**32 - 1),
 )
+#: keys the core handles for every model, beside the model's own settings (molplat.training.initial)
+MODEL_COMMON = (
+    Setting("init", "path", None, "start from the weights of another run: its run directory (relative to the "
+            "pipeline file); parameters whose names and shapes match are loaded", must_exist=False),
+    Setting("freeze", "list[str]", [], "blocks of the model not to train, as module-name prefixes such as "
+            "\"embedding\" or \"interactions.0\" (needs init)"),
+)
 CORE_TABLES: dict[str, tuple[Setting, ...]] = {
     "output": (
         Setting("dir", "path", "runs", "folder that holds run directories (relative to the pipeline file)",
@@ -105,6 +112,7 @@ class Pipeline:
     target_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: how many models ``[trainer] ensemble`` trains (1: a single model, the run directory of old)
     ensemble: int = 1
+    model_common: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, source: Any, manager: PluginManager | None = None, for_model: bool = False,
@@ -168,6 +176,7 @@ class Pipeline:
         explainers: list[ComponentChoice] = []
         dataset_common: dict[str, Any] = {}
         ensemble = 1
+        model_common: dict[str, Any] = {s.name: s.default for s in MODEL_COMMON}
         tables = dict(raw)
         trainer = tables.get("trainer", {})
         if isinstance(trainer, dict) and "name" not in trainer:
@@ -198,6 +207,8 @@ class Pipeline:
                 if table == "trainer":  # every backend trains an ensemble the same way: member by member
                     size = choice.settings.pop("ensemble", 1)
                     ensemble = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 1
+                if table == "model":  # the core starts the model from another run's weights
+                    model_common = {s.name: choice.settings.pop(s.name) for s in MODEL_COMMON}
                 if table in LIST_TABLES:
                     explainers.append(choice)
                 else:
@@ -211,12 +222,14 @@ class Pipeline:
             problems += found
         if not problems:
             problems += build_checks(components, explainers, heads, for_model)
+        if not problems and not for_model:
+            problems += init_problems(components["model"], model_common, heads)
         if problems:
             raise ValidationError(problems, source=label)
         output = core["output"]
         output["name"] = output["name"] or default_name
         return cls(raw, label, components, explainers, dataset_common, output, core["plugins"]["disable"], manager,
-                   base, core["data"], target_options, ensemble)
+                   base, core["data"], target_options, ensemble, model_common)
 
     @staticmethod
     def _choose(where: str, table: str, kind: str, entry: Any, manager: PluginManager, base: Path,
@@ -233,7 +246,8 @@ class Pipeline:
             spec = manager.get(kind, name, where=f"{where} name")
         except ValidationError as exc:
             return None, exc.problems
-        schema = spec.settings + (DATASET_COMMON if table == "dataset" else TRAINER_COMMON if table == "trainer" else ())
+        common = {"dataset": DATASET_COMMON, "trainer": TRAINER_COMMON, "model": MODEL_COMMON}
+        schema = spec.settings + common.get(table, ())
         settings = {k: v for k, v in entry.items() if k != "name"}
         check_paths = not (for_model and table == "dataset")
         resolved, problems = check_settings(where, settings, schema, f"{kind} {name!r}", base, check_paths)
@@ -291,6 +305,8 @@ class Pipeline:
                 out[table].update(_toml_safe(self.dataset_common))
             if table == "trainer" and self.ensemble > 1:  # left out at 1, so single-model runs read as before
                 out[table]["ensemble"] = self.ensemble
+            if table == "model":  # only when set, so runs made before init existed still resume
+                out[table].update({k: v for k, v in _toml_safe(self.model_common).items() if v})
         if self.explainers:
             out["explain"] = [{"name": c.spec.qualified_name, **_toml_safe(c.settings)} for c in self.explainers]
         if self.target_options:
@@ -303,6 +319,21 @@ class Pipeline:
     def plugin_versions(self) -> dict[str, str]:
         used = {c.spec.plugin for c in list(self.components.values()) + self.explainers}
         return {p.name: p.version for p in self.manager.plugins if p.name in used}
+
+
+def init_problems(model: ComponentChoice, model_common: dict[str, Any], heads: Heads | None) -> list[str]:
+    """``[model] init`` and ``freeze`` checked against the other run and a model built with the declared heads."""
+    init, freeze = model_common.get("init"), list(model_common.get("freeze") or [])
+    if not init:
+        return [f"[model] freeze: freezing needs weights to keep; add init = \"runs/NAME\" (a pre-training run) "
+                f"or remove freeze"] if freeze else []
+    from molplat.training.initial import InitialWeights
+
+    try:
+        weights = InitialWeights.read(init, model.spec.qualified_name, freeze)
+    except ValidationError as exc:
+        return exc.problems
+    return weights.problems(model.build_model(heads or Heads.single()))
 
 
 def _output_problems(output: dict[str, Any]) -> list[str]:

@@ -39,6 +39,9 @@ class PreparedData:
     elements: list[int]
     dropped: dict[str, int] = field(default_factory=dict)
     store: Any = None
+    reserve: np.ndarray | None = None
+    initial: Any = None
+    init_report: Any = None
 
     def info(self, pipeline: Pipeline) -> dict[str, Any]:
         """What data.json records."""
@@ -54,6 +57,8 @@ class PreparedData:
             "left_out": self.dropped,
             "elements": self.elements,
             "store": None if self.store is None else str(self.store.folder),
+            "active_pool": None if self.reserve is None else len(self.reserve),
+            "init": None if self.init_report is None else self.init_report.as_dict(),
         }
 
 
@@ -111,10 +116,56 @@ def prepare(pipeline: Pipeline, echo: Echo, show_progress: bool = True) -> Prepa
                                                show_progress)) for name, idx in indices.items()}
     else:
         samples = {name: FeaturizingSamples(dataset, idx, representation, heads) for name, idx in indices.items()}
-    statistics = _statistics(samples["train"], heads, workers, show_progress)
+    reserve = _reserve(pipeline, len(indices["train"]))
+    statistics = _statistics(_without(samples["train"], reserve), heads, workers, show_progress)
     structures = {name: StructureView(dataset, idx) for name, idx in indices.items()}
+    initial, report = _initial_weights(pipeline, heads, statistics, echo)
     return PreparedData(dataset, representation, heads, indices, samples, structures, statistics, elements,
-                        dropped, store)
+                        dropped, store, reserve, initial, report)
+
+
+def _reserve(pipeline: Pipeline, n_train: int) -> np.ndarray | None:
+    """Positions in the training split that start in the active-sampling pool, drawn with the trainer's seed."""
+    settings = pipeline.components["trainer"].settings
+    fraction = float(settings.get("active_pool") or 0.0)
+    if fraction <= 0:
+        return None
+    size = int(round(fraction * n_train))
+    if size == 0 or size >= n_train:
+        raise ValidationError(f"[trainer] active_pool: {fraction} of {n_train} training structures leaves "
+                              f"{'the pool' if size == 0 else 'training'} empty; choose a fraction that holds back "
+                              f"at least one structure and keeps one", source=pipeline.source)
+    order = np.random.default_rng(int(settings.get("seed", 0))).permutation(n_train)
+    return np.sort(order[:size])
+
+
+def _without(train: Any, reserve: np.ndarray | None) -> Any:
+    """The training samples outside the pool: the scaling is fitted on what training starts with."""
+    if reserve is None:
+        return train
+    import torch
+
+    keep = np.setdiff1d(np.arange(len(train)), reserve)
+    if isinstance(train, SampleList):
+        return SampleList([train.samples[int(i)] for i in keep])
+    return torch.utils.data.Subset(train, keep.tolist())
+
+
+def _initial_weights(pipeline: Pipeline, heads: Heads, statistics: TrainingStatistics, echo: Echo) -> tuple:
+    """``[model] init``, checked against the model this run builds; its one line is echoed."""
+    init = pipeline.model_common.get("init")
+    if not init:
+        return None, None
+    from molplat.training.initial import InitialWeights
+
+    choice = pipeline.components["model"]
+    try:
+        weights = InitialWeights.read(init, choice.spec.qualified_name, pipeline.model_common.get("freeze") or [])
+        report = weights.apply(choice.build_model(heads, statistics))
+    except ValidationError as exc:
+        raise ValidationError(exc.problems, source=pipeline.source) from None
+    echo(report.line())
+    return weights, report
 
 
 def _bad_structure(pipeline: Pipeline, index: int, reason: str) -> ValidationError:

@@ -182,11 +182,17 @@ def _train(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedDa
     from molplat.data.samples import SampleCollator
 
     model_choice = pipeline.components["model"]
+    build_model: Any = partial(model_choice.build_model, data.heads, data.statistics)
+    if data.initial is not None:  # [model] init: every model built starts from the other run's weights
+        from molplat.training.initial import InitialisedModel
+
+        build_model = InitialisedModel(build_model, data.initial)
     job = TrainingJob(train=data.samples["train"], val=data.samples["val"],
                       collator=SampleCollator(data.representation),
-                      build_model=partial(model_choice.build_model, data.heads, data.statistics),
+                      build_model=build_model,
                       run_dir=run.path, heads=data.heads, statistics=data.statistics, resume=resuming,
-                      num_workers=int(pipeline.data.get("num_workers") or 0), epoch_listener=epoch_listener)
+                      num_workers=int(pipeline.data.get("num_workers") or 0), epoch_listener=epoch_listener,
+                      reserve=data.reserve)
     trainer = pipeline.components["trainer"]
     if pipeline.ensemble > 1:
         from molplat.pipeline.ensemble import train_ensemble

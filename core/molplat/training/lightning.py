@@ -10,6 +10,8 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from molplat.errors import RunError, ValidationError
 from molplat.data.samples import SampleList
 from molplat.rundir import BEST, CHECKPOINT_DIR, LAST, METRICS_FILE, FitResult, TrainingJob, checkpoint_metadata, \
     read_checkpoint
+from molplat.training.active import ActiveSampling, ActiveTrainingData
 from molplat.training.checkpoints import AtomicCheckpointIO, MetricsTable
+from molplat.training.initial import trainable_parameters
 from molplat.training.task import AtomisticTask, forces_loss_of
 
 
@@ -76,7 +80,7 @@ class LightningTask(AtomisticTask, pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         settings = self.settings
-        params = self.model.parameters()
+        params = trainable_parameters(self.model)  # frozen blocks ([model] freeze) stay out, bit-identical
         lr, decay = settings.get("lr", 1e-3), settings.get("weight_decay", 0.0)
         name = settings.get("optimizer", "adamw")
         if name == "sgd":
@@ -275,13 +279,28 @@ def fit_with_lightning(job: TrainingJob, settings: dict[str, Any], callbacks: Se
         torch.set_num_threads(threads)
 
 
+def _active_loader(job: TrainingJob, batch_size: int, seed: int, rank: int, replicas: int, positions: list[int],
+                   version: int) -> torch.utils.data.DataLoader:
+    """Rank ``rank``'s training loader over ``positions`` of ``job.train``, shuffled with a seed of its own per set."""
+    subset = replace(job, train=torch.utils.data.Subset(job.train, positions), reserve=None)
+    return loaders(subset, batch_size, seed + version, rank, replicas)[0]
+
+
 def _fit(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Callback],
          **trainer_kwargs: Any) -> FitResult:
     seed = settings["seed"] if job.seed is None else job.seed  # an ensemble member's seed wins
     pl.seed_everything(seed, workers=True, verbose=False)
     task = build_lightning_task(job, settings)
+    active = ActiveSampling.for_job(job, settings)
+    if active is not None:  # [trainer] active_pool: the training set grows from a reserve pool
+        callbacks = [*callbacks, active]
+        trainer_kwargs = {"reload_dataloaders_every_n_epochs": 1, **trainer_kwargs}
     trainer = make_trainer(job, settings, callbacks, **trainer_kwargs)
     train, val = loaders(job, settings["batch_size"], seed, trainer.global_rank, trainer.world_size)
+    if active is not None:  # the loader over the current training set, this rank's share
+        make_loader = partial(_active_loader, job, settings["batch_size"], seed, trainer.global_rank,
+                              trainer.world_size)
+        train, val = ActiveTrainingData(active, make_loader, val), None
     last = job.run_dir / CHECKPOINT_DIR / LAST
     resume_from = None
     if job.resume and last.exists():
