@@ -187,6 +187,9 @@ def plot_rounds(path: Path, rounds: list[dict[str, Any]], metric: str, units: st
     after = [(r["round"], r["pool_error_after"]) for r in rounds if r["pool_error_after"] is not None]
     if after:
         ax.plot(*zip(*after), marker="s", ls="--", label="pool after the move")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round")
     ax.set_ylabel(f"mean {metric} [{units}]")
     ax.set_title("active sampling: error on the reserve pool", fontsize=9)
