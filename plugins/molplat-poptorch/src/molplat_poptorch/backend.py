@@ -101,7 +101,8 @@ class PopTorchFit:
                                   f"training split packs into {len(train_loader)}; lower them or batch_size")
 
         task = build_task(job.build_model(), job.heads, job.statistics, s)
-        optimizer = make_optimizer(poptorch, task.model.parameters(), s)
+        trainable = [p for p in task.model.parameters() if p.requires_grad]  # [model] freeze: frozen blocks stay out
+        optimizer = make_optimizer(poptorch, trainable, s)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=float(s["lr_factor"]),
                                                                patience=int(s["lr_patience"]))
         state = {"epoch": 0, "best_val_loss": math.inf, "bad_epochs": 0}
