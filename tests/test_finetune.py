@@ -395,3 +395,32 @@ def test_an_active_pool_that_holds_back_nothing(tmp_path, capsys):
 def test_an_active_pool_beyond_its_bound(tmp_path, capsys):
     line = check_bad(tmp_path, capsys, trainer="active_pool = 1.0")
     assert "[trainer] active_pool: 1.0 is above the maximum 0.95" in line
+
+
+def test_active_sampling_under_ddp_moves_the_same_structures_on_both_ranks(pair, tmp_path):
+    """The ddp backend runs the same loop in 2 real processes: rank 0 chooses, both ranks train on the grown
+    set (a rank with another set would train a different number of batches and hang or fail)."""
+    pytest.importorskip("molplat_ddp")
+    import subprocess
+    import sys
+
+    import tomli_w
+
+    spec = dict(pair["finetune_spec"])
+    spec["dataset"] = {**spec["dataset"], "path": str(EXAMPLES / "data" / "qm9-xtb.extxyz")}
+    spec["model"] = {**spec["model"], "init": str(pair["pretrain"])}
+    spec["trainer"] = {**spec["trainer"], "name": "ddp", "devices": 2, "accelerator": "cpu"}
+    spec["output"] = {"dir": str(tmp_path / "runs"), "plots": False}
+    path = tmp_path / "ddp.toml"
+    path.write_text(tomli_w.dumps(spec))
+    done = subprocess.run([str(Path(sys.executable).parent / "molplat"), "run", str(path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = list((tmp_path / "runs").iterdir())
+    record = json.loads((run / ACTIVE_FILE).read_text())
+    assert [len(r["moved"]) for r in record["rounds"]] == [4, 4]
+    state = read_checkpoint(run / "checkpoints" / "last.ckpt").raw["callbacks"]
+    (pool,) = [v["pool"] for v in state.values() if "pool" in v]
+    moved = {m["position"] for r in record["rounds"] for m in r["moved"]}
+    assert len(pool) == record["initial_pool"] - 8 and not moved & set(pool)
+    assert torch.equal(model_state(pair["pretrain"])["embedding.weight"], model_state(run)["embedding.weight"])
