@@ -159,6 +159,8 @@ def quiet_lightning() -> None:
     # Lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API on every fit.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # a resumed run's checkpoint folder holds its own checkpoints: that is the point of --resume
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 class ShuffledIndices(torch.utils.data.Sampler[int]):

@@ -184,3 +184,26 @@ def test_a_failed_rank_is_one_line_in_rank_zero(tmp_path):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: [trainer] ddp: rank 1 failed (exit -9)"), stderr
     assert not _children(rank_zero.pid)
+
+
+def test_torchrun_starts_the_same_run_as_the_local_launch(tmp_path, two_processes):
+    """Under torchrun every rank runs `molplat run`; the ranks come from torchrun's environment, and the
+    result is the run the backend's own launch made: one run directory, the same metrics row for row."""
+    _, local_dir = two_processes
+    pipeline = trimmed_example(tmp_path)
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    done = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "--no-python", *MOLPLAT, "run",
+                           str(pipeline)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1
+    said = {line for line in done.stdout.splitlines() if line.startswith("run directory:")}
+    assert said == {f"run directory: {runs[0]}"}
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert summary["training"]["world_size"] == 2
+    torchrun_rows = list(csv.DictReader((runs[0] / "metrics.csv").open()))
+    local_rows = list(csv.DictReader((local_dir / "metrics.csv").open()))
+    assert len(torchrun_rows) == len(local_rows) == EPOCHS
+    for a, b in zip(torchrun_rows, local_rows):
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-6)
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-6)
