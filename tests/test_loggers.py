@@ -170,3 +170,25 @@ def test_a_logger_whose_library_fails_does_not_fail_the_run(tmp_path, monkeypatc
     assert sum("molplat-tensorboard" in m for m in messages) == 1
     assert summary["training"]["epochs"] == 2
     assert summary["run_dir"] not in tensorboard.plugin._open  # the failed log was closed, not left open
+
+
+def test_a_run_that_fails_after_it_started_tells_its_loggers(tmp_path, monkeypatch):
+    """After run_started a run ends with run_finished or run_failed (with the user's one line), never neither."""
+    from molplat.errors import RunError
+
+    def evaluation_fails(*args, **kwargs):
+        raise RunError("evaluate: the disk is full\nsecond line")
+
+    monkeypatch.setattr("molplat.pipeline.evaluate.evaluate", evaluation_fails)
+    calls: list = []
+    module = types.ModuleType("molplat_test_recording_logger")
+    module.MOLPLAT_API = ">=1.0,<2"
+    module.molplat_loggers = hookimpl(lambda: ["recorder"])
+    module.molplat_run_started = hookimpl(lambda run_dir, pipeline: calls.append("started"))
+    module.molplat_run_finished = hookimpl(lambda run_dir, summary: calls.append("finished"))
+    module.molplat_run_failed = hookimpl(lambda run_dir, error: calls.append(("failed", error)))
+    manager = PluginManager(extra={"recording-logger": module})
+    pipeline = molplat.load_pipeline(write_pipeline(tmp_path, '["recorder"]'), manager=manager)
+    with pytest.raises(RunError):
+        pipeline.run(echo=lambda message: None)
+    assert calls == ["started", ("failed", "evaluate: the disk is full")]

@@ -70,6 +70,15 @@ def molplat_run_finished(run_dir: str, summary: dict[str, Any]) -> None:
 
 
 @hookspec
+def molplat_run_failed(run_dir: str, error: str) -> None:
+    """A run that had started stopped with an error (``error``: its one-line message, as the user saw it).
+
+    After ``molplat_run_started``, a run ends with exactly one of ``molplat_run_finished``
+    and this hook, so a logger can mark its record failed instead of leaving it open.
+    """
+
+
+@hookspec
 def molplat_loggers() -> list:
     """Return the names of the loggers this plugin provides (``[output] loggers`` names them).
 

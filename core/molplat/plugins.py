@@ -353,6 +353,9 @@ class RunEvents:
     def run_finished(self, run_dir: str, summary: dict[str, Any]) -> None:
         self._emit("molplat_run_finished", run_dir=run_dir, summary=summary)
 
+    def run_failed(self, run_dir: str, error: str) -> None:
+        self._emit("molplat_run_failed", run_dir=run_dir, error=error)
+
     def _emit(self, hook_name: str, **kwargs: Any) -> None:
         for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
             if impl.plugin_name in self.muted or impl.plugin_name in self.silent:

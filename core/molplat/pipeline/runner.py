@@ -134,6 +134,16 @@ def _run_stages(pipeline: Pipeline, backend: Any, run: RunDirectory, data: Prepa
     resolved = pipeline.resolved()
     run.write_pipeline(resolved)
     events.run_started(str(run.path), resolved)
+    try:
+        return _stages_after_start(pipeline, backend, run, data, resuming, echo, events)
+    except BaseException as exc:  # Ctrl+C included: observers close their records as failed
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        events.run_failed(str(run.path), message[:500])
+        raise
+
+
+def _stages_after_start(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedData, resuming: bool,
+                        echo: Echo, events: Any) -> dict[str, Any]:
     info = data.info(pipeline)
     run.write_json(DATA_FILE, info)
     events.stage_finished(str(run.path), "data", info)

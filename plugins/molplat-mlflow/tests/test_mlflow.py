@@ -87,3 +87,18 @@ def test_runs_are_read_back_from_the_run_directory(run_dir, tmp_path):
     assert (run_dir / "mlflow.db").is_file() and (run_dir / "mlartifacts").is_dir()
     assert not plugin._open and outside(tmp_path) == []
 
+
+
+def test_a_failed_run_is_marked_failed_with_its_error(run_dir, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from molplat_mlflow.log import tracking_uri
+
+    plugin.molplat_run_started(str(run_dir), PIPELINE)
+    plugin.molplat_epoch_finished(str(run_dir), 0, dict(ROWS[0]))
+    plugin.molplat_run_failed(str(run_dir), "training stopped: the loss became nan in epoch 1")
+    client = MlflowClient(tracking_uri=tracking_uri(run_dir))
+    (run,) = client.search_runs([client.get_experiment_by_name("molplat").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["molplat.error"] == "training stopped: the loss became nan in epoch 1"
+    assert not plugin._open

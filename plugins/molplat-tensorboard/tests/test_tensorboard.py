@@ -77,3 +77,14 @@ def test_events_are_read_back_from_the_run_directory(run_dir, tmp_path):
     assert 'name = "molplat-schnet:schnet"' in text
     assert not plugin._open and outside(tmp_path) == []
     assert not np.isnan([s.value for s in events.Scalars("epoch/val_loss")]).any()
+
+
+def test_a_failed_run_keeps_its_epochs_and_says_why(run_dir, tmp_path):
+    plugin.molplat_run_started(str(run_dir), PIPELINE)
+    plugin.molplat_epoch_finished(str(run_dir), 0, dict(ROWS[0]))
+    plugin.molplat_run_failed(str(run_dir), "training stopped: the loss became nan in epoch 1")
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    assert [s.step for s in events.Scalars("epoch/val_loss")] == [0]
+    text = events.Tensors("error/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text == "training stopped: the loss became nan in epoch 1"
+    assert not plugin._open and outside(tmp_path) == []

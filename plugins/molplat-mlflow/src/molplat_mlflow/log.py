@@ -80,7 +80,12 @@ class MlflowLog:
         for plot in sorted(self.run_dir.glob("parity*.png")):
             self.client.log_artifact(self.run_id, str(plot), artifact_path="plots")
 
-    def close(self, summary: dict[str, Any] | None = None) -> None:
-        """Marks the MLflow run finished; a run dropped unfinished (resumed in this process) is KILLED."""
-        status = RunStatus.FINISHED if summary is not None else RunStatus.KILLED
+    def close(self, summary: dict[str, Any] | None = None, error: str | None = None) -> None:
+        """Marks the MLflow run FINISHED, FAILED (the molplat run stopped with ``error``, kept as a tag),
+        or KILLED (dropped unfinished: resumed in this process, or this logger failed)."""
+        if error is not None:
+            self.client.set_tag(self.run_id, "molplat.error", error)
+            status = RunStatus.FAILED
+        else:
+            status = RunStatus.FINISHED if summary is not None else RunStatus.KILLED
         self.client.set_terminated(self.run_id, RunStatus.to_string(status))

@@ -65,3 +65,10 @@ def molplat_stage_finished(run_dir: str, stage: str, result: dict[str, Any]) -> 
 @molplat.hookimpl
 def molplat_run_finished(run_dir: str, summary: dict[str, Any]) -> None:
     _open.pop(run_dir).close(summary)
+
+
+@molplat.hookimpl
+def molplat_run_failed(run_dir: str, error: str) -> None:
+    log = _open.pop(run_dir, None)
+    if log is not None:  # None: the log was already dropped after a failure of its own
+        log.close(None, error=error)
