@@ -10,6 +10,7 @@ data, open rank 0's run directory without locking or writing, train and return.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -100,19 +101,34 @@ def _run_rank_zero(pipeline: Pipeline, backend: Any, processes: RunProcesses, re
     else:
         check_output_dir(pipeline)
         run = None
+    created = False
     try:
         data = prepare(pipeline, echo, progress)
         if run is None:
             run = _create_run_dir(pipeline)
+            created = True
             run.acquire()
             echo(f"run directory: {run.path}")
         else:
             echo(f"resuming {run.path}")
         processes.share(str(run.path))
         return _run_stages(pipeline, backend, run, data, resume is not None, echo)
+    except ValidationError:
+        if created and run is not None:
+            _discard_if_untrained(run)
+        raise
     finally:
         if run is not None:
             run.release()
+
+
+def _discard_if_untrained(run: RunDirectory) -> None:
+    """Bad input a trainer backend finds only in the data (a structure too large for its fixed batch
+    sizes) is still bad input: the fresh run directory goes, unless a checkpoint shows training began."""
+    if any(run.path.rglob("*.ckpt")):
+        return
+    run.release()
+    shutil.rmtree(run.path, ignore_errors=True)
 
 
 def _run_other_rank(pipeline: Pipeline, backend: Any, processes: RunProcesses, resuming: bool) -> dict[str, Any]:

@@ -199,3 +199,13 @@ def test_an_ensemble_seeds_each_member_through_the_job(poptorch_double, tmp_path
     weights = [read_checkpoint(run / "members" / str(k) / "checkpoints" / "best.ckpt").state_dict for k in (0, 1)]
     assert any(not torch.equal(weights[0][key], weights[1][key]) for key in weights[0] if key.startswith("model."))
     assert summary["ensemble"] == {"size": 2} and molplat.load_model(run).ensemble_size == 2
+
+
+def test_a_structure_too_large_for_the_fixed_sizes_is_one_line_and_leaves_no_run_directory(poptorch_double,
+                                                                                           tmp_path):
+    """The sizes meet the data only inside fit: the runner still leaves nothing behind for this bad input."""
+    with pytest.raises(ValidationError) as caught:
+        molplat.load_pipeline(pipeline(tmp_path, num_nodes=8)).run(echo=lambda *a: None)
+    (line,) = caught.value.problems
+    assert line.startswith("[trainer] num_nodes/num_edges: train structure") and "raise num_nodes" in line
+    assert list((tmp_path / "runs").iterdir()) == []
