@@ -169,7 +169,7 @@ def test_a_logger_whose_library_fails_does_not_fail_the_run(tmp_path, monkeypatc
     assert json.loads((Path(summary["run_dir"]) / "summary.json").read_text())["warnings"] == [warning]
     assert sum("molplat-tensorboard" in m for m in messages) == 1
     assert summary["training"]["epochs"] == 2
-    assert summary["run_dir"] not in tensorboard.plugin._open  # the failed log was closed, not left open
+    assert summary["run_dir"] not in tensorboard.plugin.logs.open  # the failed log was closed, not left open
 
 
 def test_a_run_that_fails_after_it_started_tells_its_loggers(tmp_path, monkeypatch):

@@ -42,6 +42,7 @@ PUBLIC_MODULES: tuple[str, ...] = (
     "molplat.calculator",
     "molplat.ensemble",
     "molplat.metrics",
+    "molplat.loggers",
     "molplat.plugins",
     "molplat.processes",
 )

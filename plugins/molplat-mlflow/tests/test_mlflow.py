@@ -85,7 +85,7 @@ def test_runs_are_read_back_from_the_run_directory(run_dir, tmp_path):
     (plot,) = client.list_artifacts(run.info.run_id, "plots")
     assert plot.path == "plots/parity.png" and plot.file_size == (run_dir / "parity.png").stat().st_size
     assert (run_dir / "mlflow.db").is_file() and (run_dir / "mlartifacts").is_dir()
-    assert not plugin._open and outside(tmp_path) == []
+    assert not plugin.logs.open and outside(tmp_path) == []
 
 
 
@@ -101,4 +101,4 @@ def test_a_failed_run_is_marked_failed_with_its_error(run_dir, tmp_path):
     (run,) = client.search_runs([client.get_experiment_by_name("molplat").experiment_id])
     assert run.info.status == "FAILED"
     assert run.data.tags["molplat.error"] == "training stopped: the loss became nan in epoch 1"
-    assert not plugin._open
+    assert not plugin.logs.open

@@ -75,7 +75,7 @@ def test_events_are_read_back_from_the_run_directory(run_dir, tmp_path):
     assert (image.width, image.height) == (60, 40)
     text = events.Tensors("pipeline/text_summary")[0].tensor_proto.string_val[0].decode()
     assert 'name = "molplat-schnet:schnet"' in text
-    assert not plugin._open and outside(tmp_path) == []
+    assert not plugin.logs.open and outside(tmp_path) == []
     assert not np.isnan([s.value for s in events.Scalars("epoch/val_loss")]).any()
 
 
@@ -87,4 +87,4 @@ def test_a_failed_run_keeps_its_epochs_and_says_why(run_dir, tmp_path):
     assert [s.step for s in events.Scalars("epoch/val_loss")] == [0]
     text = events.Tensors("error/text_summary")[0].tensor_proto.string_val[0].decode()
     assert text == "training stopped: the loss became nan in epoch 1"
-    assert not plugin._open and outside(tmp_path) == []
+    assert not plugin.logs.open and outside(tmp_path) == []

@@ -79,7 +79,20 @@ def test_an_offline_run_is_read_back_from_the_run_directory(run_dir, tmp_path, m
     (image,) = images
     assert (image["width"], image["height"]) == (60, 40)
     assert (log.parent / "files" / image["path"]).is_file()
-    assert not plugin._open and outside(tmp_path) == [] and list((tmp_path / "tmp").iterdir()) == []
+    assert run.exit_code == 0
+    assert not plugin.logs.open and outside(tmp_path) == [] and list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_failed_run_finishes_with_exit_code_1_and_its_error(run_dir, tmp_path):
+    plugin.molplat_run_started(str(run_dir), PIPELINE)
+    plugin.molplat_epoch_finished(str(run_dir), 0, dict(ROWS[0]))
+    plugin.molplat_run_failed(str(run_dir), "training stopped: the loss became nan in epoch 1")
+    (log,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    run = read_offline_run(log)
+    assert run.exit_code == 1
+    assert run.summary["molplat_error"] == "training stopped: the loss became nan in epoch 1"
+    assert [row["val_loss"] for row in run.history if "val_loss" in row] == [ROWS[0]["val_loss"]]
+    assert not plugin.logs.open and outside(tmp_path) == []
 
 
 def test_a_file_that_is_no_transaction_log_is_refused(tmp_path):

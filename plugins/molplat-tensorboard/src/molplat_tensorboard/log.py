@@ -44,10 +44,8 @@ class TensorBoardLog:
             self.writer.add_image(plot.stem, pixels, global_step=0, dataformats="HWC")
         self.writer.flush()
 
-    def failed(self, error: str) -> None:
-        """The run stopped with ``error``: kept as text next to the pipeline, so the board says why it ends."""
-        self.writer.add_text("error", error)
-        self.writer.flush()
-
-    def close(self) -> None:
+    def close(self, summary: dict[str, Any] | None = None, error: str | None = None) -> None:
+        """Close the writer; a run that failed keeps ``error`` as text, so the board says why it ends."""
+        if error is not None:
+            self.writer.add_text("error", error)
         self.writer.close()

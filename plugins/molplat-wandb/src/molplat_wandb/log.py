@@ -74,7 +74,10 @@ class WandbLog:
         if plots:
             self.run.log(plots)
 
-    def close(self, summary: dict[str, Any] | None = None) -> None:
-        """Finish the run (exit code 1 when it was dropped unfinished) and stop this process's wandb service."""
+    def close(self, summary: dict[str, Any] | None = None, error: str | None = None) -> None:
+        """Finish the run (exit code 1 when it failed or was dropped unfinished; the error in its summary)
+        and stop this process's wandb service."""
+        if error is not None:
+            self.run.summary["molplat_error"] = error
         self.run.finish(exit_code=0 if summary is not None else 1)
         wandb.teardown()

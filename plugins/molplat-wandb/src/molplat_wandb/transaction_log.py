@@ -52,11 +52,12 @@ def payloads(path: str | Path) -> Iterator[bytes]:
 
 @dataclass
 class OfflineRun:
-    """What an offline run recorded: config (nested dicts), history rows by step, summary."""
+    """What an offline run recorded: config (nested dicts), history rows by step, summary, exit code."""
 
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
 
 
 def _key(item: Any) -> str:
@@ -82,4 +83,6 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         elif which == "summary":
             for item in record.summary.update:
                 run.summary[_key(item)] = json.loads(item.value_json)
+        elif which == "exit":
+            run.exit_code = int(record.exit.exit_code)
     return run
