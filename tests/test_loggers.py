@@ -113,6 +113,7 @@ def test_the_three_loggers_read_back_the_same_epochs(logged_run):
     ('["tensorbord"]', "[output] loggers: unknown logger 'tensorbord'; did you mean 'tensorboard'?"),
     ('["comet"]', "[output] loggers: unknown logger 'comet'; installed loggers: "),
     ('"wandb"', "[output] loggers: expected list[str]"),
+    ('["tensorboard", 5]', "[output] loggers: in list: expected str, got int 5"),
 ])
 def test_an_unknown_logger_is_one_line_and_nothing_is_written(capsys, tmp_path, loggers, expected):
     from molplat.cli import main

@@ -168,7 +168,7 @@ class Pipeline:
             problems += found
         problems += _output_problems(core["output"])
         loggers = core["output"]["loggers"]
-        if isinstance(loggers, list):  # a value of the wrong type is already one problem
+        if isinstance(loggers, list) and all(isinstance(name, str) for name in loggers):  # else already a problem
             problems += manager.logger_problems(loggers)
         problems += [f"{source}: {name!r} is not an installed plugin{hint}; remove it or fix the name"
                      for name, source, hint in manager.unknown_disabled()]
