@@ -35,6 +35,7 @@ PUBLIC_MODULES: tuple[str, ...] = (
     "molplat.representations.adjacency_list",
     "molplat.representations.adjacency_matrix",
     "molplat.representations.point_cloud",
+    "molplat.representations.pyg",
     "molplat.training",
     "molplat.rundir",
     "molplat.results",

@@ -1,7 +1,8 @@
 """Built-in representations and the batch type every model receives.
 
-``Batch`` imports light; the representation classes and the differentiable geometry
-helpers (``edge_vectors``, ``pair_vectors``) load on first use.
+``Batch`` imports light; the representation classes, the differentiable geometry
+helpers (``edge_vectors``, ``pair_vectors``) and ``to_pyg`` (a batch as a PyTorch Geometric
+batch) load on first use.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ _LAZY = {
     "NeighborPairs": "molplat.representations.base",
     "Representation": "molplat.representations.base",
     "radius_neighbors": "molplat.representations.neighbors",
+    "to_pyg": "molplat.representations.pyg",
 }
 
 __all__ = ["Batch", *_LAZY]
