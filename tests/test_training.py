@@ -264,3 +264,25 @@ def test_a_loss_that_becomes_non_finite_stops_the_run_naming_the_epoch(tmp_path)
     job = job_for(data, tmp_path, heads=heads, build=Explodes, val=4)
     with pytest.raises(RunError, match=r"the loss became nan in epoch 1 \(batch"):
         fit_with_lightning(job, settings_with(batch_size=4, max_epochs=5))
+
+
+class SlowEpochs(pl.Callback):
+    """Makes every epoch take a known wall-clock time, so a time budget is reached on a busy machine too."""
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        import time
+        time.sleep(0.7)
+
+
+def test_max_time_stops_at_the_end_of_an_epoch_with_a_validated_model(tmp_path):
+    """[trainer] max_time (minutes): training stops at the first epoch end past the budget, and that
+    epoch was validated and checkpointed, so the run has a best model even on a tiny budget."""
+    rep = AdjacencyList(cutoff=CUTOFF)
+    data = samples(emt_structures(12, seed=2), rep)
+    job = job_for(data, tmp_path, val=4)
+    result = fit_with_lightning(job, settings_with(task="energy_forces", batch_size=4, max_epochs=500,
+                                                   max_time=1.5 / 60), callbacks=[SlowEpochs()])
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert 1 <= len(rows) <= 4
+    assert all(row["val_loss"] for row in rows)
+    assert result.best_checkpoint.exists() and result.best_val_loss is not None

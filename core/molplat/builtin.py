@@ -17,6 +17,9 @@ TRAINER_SETTINGS = (
             choices=("property", "energy_forces")),
     Setting("batch_size", "int", 32, "structures per batch", minimum=1, maximum=65536),
     Setting("max_epochs", "int", 50, "upper bound on training epochs", minimum=1, maximum=100000),
+    Setting("max_time", "float", None, "stop training after this many minutes of wall-clock time, at the end of "
+            "the epoch that crosses it (none: no limit); the best model so far is the run's model. Equal budgets "
+            "compare models fairly", minimum=0.0, maximum=1e6, exclusive_minimum=True),
     Setting("lr", "float", 1e-3, "learning rate", minimum=0.0, maximum=10.0, exclusive_minimum=True),
     Setting("optimizer", "str", "adamw", "optimiser", choices=("sgd", "adam", "adamw", "lamb")),
     Setting("weight_decay", "float", 0.0, "L2 penalty (decoupled for adamw and lamb)", minimum=0.0, maximum=10.0),

@@ -11,13 +11,14 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
 
 from molplat.errors import RunError, ValidationError
 from molplat.data.samples import SampleList
@@ -238,6 +239,8 @@ def make_trainer(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence
         last,
         *callbacks,
     ]
+    if settings.get("max_time") is not None:  # checked per epoch, so every epoch ends validated and checkpointed
+        all_callbacks.append(Timer(duration=timedelta(minutes=settings["max_time"]), interval="epoch"))
     if settings["progress_bar"]:
         steps = max(1, len(job.train) // settings["batch_size"])
         all_callbacks.append(EpochProgressBar(refresh_rate=max(1, steps // 10)))
