@@ -1,0 +1,2 @@
+"""PNA for molplat. The model lives in ``molplat_pna.model`` (imported lazily by the core)."""
+__version__ = "0.1.0"
