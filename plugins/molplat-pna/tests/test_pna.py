@@ -98,7 +98,7 @@ def test_the_histogram_pnaconv_gets_is_the_training_splits_in_degrees():
 def test_without_statistics_the_documented_default_histogram():
     model = PNA(n_outputs=1, **SMALL)
     assert model.default_histogram and model.degree_histogram == list(DEFAULT_DEGREE_HISTOGRAM)
-    assert model.convs[0].aggr_module.avg_deg_log.item() == pytest.approx(math.log(13))
+    assert model.convs[0].aggr_module.avg_deg_log.item() == pytest.approx(math.log(17))
     # a split of isolated atoms has no degrees to learn from either
     lonely = statistics_of([Structure([18], [[0.0, 0.0, 0.0]])], Heads.single("gap"))
     assert lonely.degree_histogram == [1]
@@ -334,3 +334,77 @@ def test_settings_are_bounded_like_the_representations_they_read():
     representation = PluginManager().components("representation")["adjacency_list"]
     assert spec.setting("cutoff").maximum == representation.setting("cutoff").maximum
     assert {"atom_property", "energy", "forces"} <= set(spec.outputs)
+
+
+# -- the split first message layer -----------------------------------------------------------------
+@pytest.mark.parametrize("towers,pre_layers,divide_input", [(1, 1, False), (2, 2, False), (4, 1, True)])
+def test_counting_mode_is_pygs_pnaconv(towers, pre_layers, divide_input):
+    """Without edge weights the layer is PyG's PNAConv, parameter for parameter: the split
+    first message layer (see SmoothPNAConv.project) computes the same function."""
+    from torch_geometric.nn import PNAConv
+
+    torch.manual_seed(9)
+    options = dict(aggregators=["mean", "min", "max", "std"], scalers=["identity", "amplification", "attenuation"],
+                   deg=torch.tensor([1, 4, 6, 2]), edge_dim=5, towers=towers, pre_layers=pre_layers,
+                   divide_input=divide_input, flow="target_to_source")
+    ours = SmoothPNAConv(8, 8, **options).double()
+    theirs = PNAConv(8, 8, **options).double()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(6, 8, dtype=torch.float64)
+    edge_index = torch.tensor([[0, 0, 1, 2, 2, 2, 3, 5], [1, 2, 0, 0, 3, 4, 2, 4]])
+    edge_attr = torch.randn(edge_index.shape[1], 5, dtype=torch.float64)
+    torch.testing.assert_close(ours(x, edge_index, edge_attr), theirs(x, edge_index, edge_attr))
+
+
+def test_the_histogram_reaches_pnaconv(monkeypatch):
+    """What each PNAConv receives as ``deg`` is the statistics' histogram, unchanged."""
+    seen = []
+    original = SmoothPNAConv.__init__
+
+    def spy(self, *args, deg, **kwargs):
+        seen.append(deg.tolist())
+        original(self, *args, deg=deg, **kwargs)
+
+    monkeypatch.setattr(SmoothPNAConv, "__init__", spy)
+    statistics = statistics_of([water(), ethanol()], Heads.single("gap"))
+    build_model(PNA, SMALL, Heads.single("gap"), statistics)
+    assert seen == [statistics.degree_histogram] * SMALL["num_layers"]
+
+
+# -- edge direction --------------------------------------------------------------------------------
+def test_messages_flow_from_the_neighbour_row_to_the_centre_row():
+    """molplat's edge_index: row 0 the centre (receives), row 1 the neighbour (sends). A single
+    directed edge 0 <- 1: atom 0 hears atom 1, atom 1 hears nobody."""
+    torch.manual_seed(10)
+    model = PNA(n_outputs=1, n_atom_outputs=1, **SMALL).double().eval()
+
+    def atoms(numbers: list[int]) -> torch.Tensor:
+        batch = collate([Structure(numbers, [[0.0, 0.0, 0.0], [1.2, 0.0, 0.0]])], torch.float64)
+        keep = batch["edge_index"][0] == 0
+        batch["edge_index"], batch["edge_shift"] = batch["edge_index"][:, keep], batch["edge_shift"][keep]
+        batch["cell_offsets"] = batch["cell_offsets"][keep]
+        assert batch["edge_index"].tolist() == [[0], [1]]
+        with torch.no_grad():
+            return model(batch)["atom_y"][:, 0]
+
+    reference, other_sender, other_receiver = atoms([6, 8]), atoms([6, 7]), atoms([7, 8])
+    assert other_sender[0] != reference[0] and other_sender[1] != reference[1]  # atom 1 itself changed
+    assert other_receiver[1] == reference[1]  # the receiver's element never reaches the sender
+
+
+def test_mean_readout_with_towers_and_every_scaler_is_invariant():
+    torch.manual_seed(11)
+    model = PNA(n_outputs=2, n_atom_outputs=1, readout="mean", towers=2, pre_layers=2, post_layers=2,
+                scalers=["identity", "amplification", "attenuation", "linear", "inverse_linear"],
+                aggregators=["mean", "min", "max", "std", "var", "sum"], **SMALL).double().eval()
+    rng = np.random.default_rng(3)
+    molecule = ethanol()
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    order = rng.permutation(len(molecule))
+    moved = molecule.transformed(rotation=q, translation=[1.0, -2.0, 0.5], permutation=order)
+    with torch.no_grad():
+        reference = model(collate([molecule, water()], torch.float64))
+        out = model(collate([moved, water()], torch.float64))
+    torch.testing.assert_close(out["y"], reference["y"])
+    torch.testing.assert_close(out["atom_y"][:9], reference["atom_y"][:9][order])
+    torch.testing.assert_close(out["atom_y"][9:], reference["atom_y"][9:])

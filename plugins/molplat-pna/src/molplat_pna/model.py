@@ -12,6 +12,8 @@ times a cosine envelope), aggregates the messages of every atom with several agg
 d / mean degree), where delta is the mean of log(d + 1) over the training set's in-degree
 histogram, handed over by the core in ``statistics.degree_histogram``. A dense update network
 mixes the result with the atom's features; layers are residual, with SiLU in between.
+The first layer of the message network is evaluated per atom where it can (same function,
+same parameters as PyG's; see ``SmoothPNAConv.project``).
 
 Heads, as in HydraGNN: every target shares the PNA layers. Graph targets pool the atoms
 (global mean pool), pass the result through shared dense layers and then each through its
@@ -47,20 +49,12 @@ from torch_geometric.utils import scatter
 
 from molplat.data import TrainingStatistics
 from molplat.models import AtomisticModel, Heads, ModelOutput
-from molplat.representations import edge_vectors
-
-try:
-    from molplat.representations import to_pyg
-except ImportError:  # TEMPORARY until the core's to_pyg lands
-    def to_pyg(batch, flow="source_to_target"):
-        from torch_geometric.data import Data
-        ei = batch["edge_index"]
-        return Data(edge_index=ei if flow == "target_to_source" else ei.flip(0))
+from molplat.representations import edge_vectors, to_pyg
 
 #: The in-degree histogram used when no training statistics are given (a model built
-#: standalone, outside a run): every atom with 12 neighbours, about what QM9 molecules
-#: have within 5 Å. A run always passes the histogram of its own training split.
-DEFAULT_DEGREE = 12
+#: standalone, outside a run): every atom with 16 neighbours, the median of QM9's dev set
+#: within 5 Å (mean 15.6). A run always passes the histogram of its own training split.
+DEFAULT_DEGREE = 16
 DEFAULT_DEGREE_HISTOGRAM: tuple[int, ...] = (0,) * DEFAULT_DEGREE + (1,)
 
 AGGREGATORS = ("mean", "min", "max", "std", "var", "sum")
@@ -107,17 +101,44 @@ class SmoothPNAConv(PNAConv):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
                 edge_weight: Tensor | None = None) -> Tensor:
-        """PNAConv.forward, with the edge weights handed on to ``aggregate``."""
+        """PNAConv.forward, with the edge weights handed on to ``aggregate`` and the first
+        message layer split by its inputs (see ``project``)."""
         if self.divide_input:
             x = x.view(-1, self.towers, self.F_in)
         else:
-            x = x.view(-1, 1, self.F_in).repeat(1, self.towers, 1)
-        # PyG compiles propagate from this signature (PNAConv's own lacks the weights):
-        # propagate_type: (x: Tensor, edge_attr: OptTensor, edge_weight: OptTensor)
-        out = self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
+            x = x.view(-1, 1, self.F_in).expand(-1, self.towers, -1)
+        centre, neighbour, edge = self.project(x, edge_attr)
+        # PyG compiles propagate from this signature (PNAConv's own passes x and edge_attr):
+        # propagate_type: (centre: Tensor, neighbour: Tensor, edge: OptTensor, edge_weight: OptTensor)
+        out = self.propagate(edge_index, centre=centre, neighbour=neighbour, edge=edge, edge_weight=edge_weight)
         out = torch.cat([x, out], dim=-1)
         out = torch.cat([net(out[:, i]) for i, net in enumerate(self.post_nns)], dim=1)
         return self.lin(out)
+
+    def project(self, x: Tensor, edge_attr: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The first layer of each tower's message network, W [x_i, x_j, enc(e)] + b, as
+        W_i x (per atom, with b) + W_j x (per atom) + (W_e enc)(e) (per edge, the edge encoder
+        folded in): the same function as PNAConv's, without an [E, 3F] concatenation and with
+        two thirds of the per-edge matrix product moved to the atoms (~15x fewer rows)."""
+        size = self.F_in
+        centre, neighbour, edge = [], [], []
+        for t, net in enumerate(self.pre_nns):
+            first, xt = net[0], x[:, t]
+            weight = first.weight
+            centre.append(F.linear(xt, weight[:, :size], first.bias))
+            neighbour.append(F.linear(xt, weight[:, size:2 * size]))
+            if edge_attr is not None:
+                block = weight[:, 2 * size:]
+                edge.append(F.linear(edge_attr, block @ self.edge_encoder.weight, block @ self.edge_encoder.bias))
+        return (torch.stack(centre, 1), torch.stack(neighbour, 1),
+                torch.stack(edge, 1) if edge_attr is not None else None)
+
+    def message(self, centre_i: Tensor, neighbour_j: Tensor, edge: Tensor | None) -> Tensor:
+        """Each tower's message network on (centre, neighbour, edge); its first layer is in ``project``."""
+        h = centre_i + neighbour_j if edge is None else centre_i + neighbour_j + edge
+        if all(len(net) == 1 for net in self.pre_nns):
+            return h
+        return torch.stack([net[1:](h[:, t]) for t, net in enumerate(self.pre_nns)], dim=1)
 
     def aggregate(self, inputs: Tensor, index: Tensor, ptr: Tensor | None = None, dim_size: int | None = None,
                   edge_weight: Tensor | None = None) -> Tensor:
