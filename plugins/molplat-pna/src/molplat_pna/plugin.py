@@ -48,7 +48,7 @@ SETTINGS = (
     Setting("readout", "str", "mean", "graph heads: mean (HydraGNN's global mean pool, then the MLPs; intensive "
             "targets) or sum (the MLPs per atom, then a sum; extensive targets such as energies)",
             choices=("mean", "sum")),
-    Setting("smooth", "bool", True, "a smooth function of the positions: messages weighted by the cosine "
+    Setting("smooth", "bool", True, "a smooth function of the positions: messages weighted by the squared cosine "
             "envelope, degrees counted softly, max and min as sharp softmaxes, so the energy is continuous at the "
             "cutoff and forces are defined everywhere; false: PyG's counting aggregation exactly as in the paper"),
     Setting("sharpness", "float", 10.0, "beta of the smooth max and min (a softmax weighting e^(beta m)); larger "
