@@ -227,8 +227,8 @@ class PNA(AtomisticModel):
                  cutoff: float = 5.0, aggregators: Sequence[str] = ("mean", "min", "max", "std"),
                  scalers: Sequence[str] = ("identity", "amplification", "attenuation"), towers: int = 1,
                  pre_layers: int = 1, post_layers: int = 1, shared_layers: int = 1, head_layers: int = 1,
-                 head_channels: int = 64, readout: str = "mean", smooth: bool = True,
-                 sharpness: float = 10.0, max_atomic_number: int = 100, n_atom_outputs: int = 0, heads: Heads | None = None,
+                 head_channels: int = 64, readout: str = "mean", smooth: bool = True, sharpness: float = 10.0,
+                 max_atomic_number: int = 100, n_atom_outputs: int = 0, heads: Heads | None = None,
                  statistics: TrainingStatistics | None = None) -> None:
         super().__init__(n_outputs)
         aggregators, scalers = list(aggregators), list(scalers)
@@ -262,8 +262,8 @@ class PNA(AtomisticModel):
         deg = torch.tensor(self.degree_histogram, dtype=torch.long)
         self.convs = nn.ModuleList(
             SmoothPNAConv(hidden_channels, hidden_channels, aggregators=aggregators, scalers=scalers, deg=deg,
-                          edge_dim=num_radial, sharpness=sharpness, towers=towers, pre_layers=pre_layers, post_layers=post_layers,
-                          divide_input=False, act="silu", flow="target_to_source")
+                          edge_dim=num_radial, sharpness=sharpness, towers=towers, pre_layers=pre_layers,
+                          post_layers=post_layers, divide_input=False, act="silu", flow="target_to_source")
             for _ in range(num_layers))
 
         # Graph heads: shared dense layers, then one MLP per head.
