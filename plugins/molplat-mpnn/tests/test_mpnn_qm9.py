@@ -49,7 +49,7 @@ def test_beats_the_baselines(run: dict) -> None:
     homo = run["tasks"]["homo"]
     if run["model_name"] == "mpnn":
         assert homo["test"]["mae"] < homo["baseline_mae"], homo  # set2set's molecular head learns alongside
-    else:  # attention learns the HOMO more slowly: it passes the mean after ~5 epochs (examples/qm9-mpnn-transformer.toml)
+    else:  # attention learns the HOMO more slowly: past the mean after ~5 epochs (qm9-mpnn-transformer.toml)
         assert homo["test"]["mae"] < 1.1 * homo["baseline_mae"], homo
 
 

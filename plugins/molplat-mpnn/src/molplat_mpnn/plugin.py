@@ -67,7 +67,7 @@ def molplat_models() -> list[ComponentSpec]:
             name="mpnn",
             kind="model",
             factory="molplat_mpnn.model:MPNN",
-            summary="MPNN (Gilmer et al.): edge-network messages, GRU updates, set2set readout (molecules and crystals)",
+            summary="MPNN (Gilmer et al.): edge-network messages, GRU updates, set2set readout; molecules, crystals",
             settings=MPNN_SETTINGS,
             accepts=("adjacency_list",),
             outputs=OUTPUTS,
