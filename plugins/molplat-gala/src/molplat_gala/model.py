@@ -35,8 +35,13 @@ from typing import NamedTuple
 import torch
 from geometric_algebra_attention import pytorch as gala
 from torch import nn
+from torch_geometric.nn.models.schnet import GaussianSmearing
 
-from molplat.models import AtomisticModel, ModelOutput
+from molplat.models import AtomisticModel, Heads, ModelOutput
+
+READOUTS = ("auto", "sum", "mean")
+#: Å spanned by the distance Gaussians without a cutoff (QM9's largest molecules are ~10 Å across)
+GLOBAL_RANGE = 10.0
 
 
 def cosine_envelope(distances: torch.Tensor, cutoff: float) -> torch.Tensor:
@@ -142,16 +147,19 @@ class Gala(AtomisticModel):
     structures are refused: they have infinitely many images). ``cutoff`` > 0 restricts each
     environment to the atoms and periodic images within the cutoff and weights them by a
     cosine envelope, so crystals work and the energy is smooth at the cutoff.
+
+    ``readout`` "auto" sums the atom contributions of extensive targets and averages those of
+    intensive ones (it reads ``heads``; without heads it sums).
     """
 
     accepts = ("point_cloud",)
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 32, num_layers: int = 2, rank: int = 2,
-                 dilation: float = 2.0, cutoff: float = 0.0, readout: str = "sum", max_atomic_number: int = 100,
-                 n_atom_outputs: int = 0) -> None:
+                 dilation: float = 2.0, cutoff: float = 0.0, readout: str = "auto", max_atomic_number: int = 100,
+                 num_radial: int = 16, n_atom_outputs: int = 0, heads: Heads | None = None) -> None:
         super().__init__(n_outputs)
-        if readout not in ("sum", "mean"):
-            raise ValueError(f"readout must be 'sum' or 'mean', got {readout!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         if rank not in (1, 2):
             raise ValueError(f"rank must be 1 (pairs) or 2 (pairs of neighbours: angles), got {rank!r}")
         if cutoff < 0:
@@ -159,6 +167,8 @@ class Gala(AtomisticModel):
         if hidden_channels < 1 or num_layers < 1 or dilation <= 0:
             raise ValueError("hidden_channels and num_layers must be at least 1 and dilation positive, got "
                              f"{hidden_channels}, {num_layers}, {dilation}")
+        if num_radial < 2:
+            raise ValueError(f"num_radial must be at least 2 (Gaussians spread over a range), got {num_radial}")
         self.hidden_channels = hidden_channels
         self.num_layers = num_layers
         self.rank = rank
@@ -166,16 +176,28 @@ class Gala(AtomisticModel):
         self.readout = readout
         self.max_atomic_number = max_atomic_number
         self.n_atom_outputs = n_atom_outputs
+        # Which graph outputs are averaged over the atoms (the rest are summed). "auto" asks the
+        # heads: extensive targets (energies, ZPVE) are sums, intensive ones (HOMO, gap) means.
+        if readout == "auto":
+            graph_heads = heads.graph if heads is not None else ()
+            averaged = [not h.extensive for h in graph_heads] if len(graph_heads) == n_outputs else [False] * n_outputs
+        else:
+            averaged = [readout == "mean"] * n_outputs
+        self.register_buffer("averaged", torch.tensor(averaged, dtype=torch.bool), persistent=False)
         width = max(1, round(hidden_channels * dilation))
-        options = dict(rank=rank, reduce=True, merge_fun="concat", join_fun="concat", invariant_mode="full")
+        options = dict(rank=rank, reduce=True, merge_fun="mean", join_fun="mean", invariant_mode="full")
         n_invariants = gala.VectorAttention.get_invariant_dims(rank, "full")
 
         self.embedding = nn.Embedding(max_atomic_number + 1, hidden_channels)
-        # Tuple values start from the centre's and the neighbour's features (Open MatSci ML's Gala
-        # up-projects the pair of one-hot species the same way).
+        # Each neighbour's value: the centre's and the neighbour's features (Open MatSci ML's Gala
+        # up-projects the pair of one-hot species the same way), times a filter of their distance
+        # on Gaussians, so that species and distance meet before the attention does.
+        self.rbf = GaussianSmearing(0.0, self.cutoff if self.cutoff > 0 else GLOBAL_RANGE, num_radial)
         self.centre = nn.ModuleList(nn.Linear(hidden_channels, hidden_channels) for _ in range(num_layers + 1))
         self.neighbour = nn.ModuleList(nn.Linear(hidden_channels, hidden_channels, bias=False)
                                        for _ in range(num_layers + 1))
+        self.radial = nn.ModuleList(_value_net(num_radial, hidden_channels, hidden_channels)
+                                    for _ in range(num_layers + 1))
         self.attention = nn.ModuleList(
             EnvelopeVectorAttention(hidden_channels, _score_net(hidden_channels, width),
                                     _value_net(n_invariants, hidden_channels, width), **options)
@@ -262,33 +284,35 @@ class Gala(AtomisticModel):
         return i, j, shifts
 
     # -- network ----------------------------------------------------------------------------
-    def _tuple_values(self, h: torch.Tensor, env: Environments, layer: int) -> torch.Tensor:
-        """[G, N, M, F]: the centre's and each neighbour's features, projected and added."""
+    def _tuple_values(self, h: torch.Tensor, env: Environments, rbf: torch.Tensor, layer: int) -> torch.Tensor:
+        """[G, N, M, F]: (centre + neighbour features) * filter(distance)."""
         num_graphs, n_max, m_max = env.neighbor.shape
         gathered = torch.gather(h, 1, env.neighbor.reshape(num_graphs, -1, 1).expand(-1, -1, h.shape[-1]))
         neighbours = self.neighbour[layer](gathered.reshape(num_graphs, n_max, m_max, -1))
-        return neighbours + self.centre[layer](h).unsqueeze(2)
+        return (neighbours + self.centre[layer](h).unsqueeze(2)) * self.radial[layer](rbf)
 
     def forward(self, batch) -> ModelOutput:
         mask = batch["atom_mask"]
         env = self.environments(batch)
+        distances = torch.sqrt((env.vectors * env.vectors).sum(-1).clamp_min(1e-12))
+        rbf = self.rbf(distances).reshape(*distances.shape, -1)
         h = self.embedding(batch["numbers"])
         for layer in range(self.num_layers):
-            values = self._tuple_values(h, env, layer)
+            values = self._tuple_values(h, env, rbf, layer)
             pooled = self.attention[layer]((env.vectors, values), mask=env.weights)
             h = self.norm[layer](h + self.update[layer](pooled))
-        values = self._tuple_values(h, env, self.num_layers)
+        values = self._tuple_values(h, env, rbf, self.num_layers)
         vectors = self.vector_attention((env.vectors, values), mask=env.weights)  # [G, N, 3], equivariant
         lengths = smooth_norm(vectors)
         features = torch.cat([h, lengths], dim=-1)
 
         atom_mask = mask.unsqueeze(-1).to(h.dtype)
         per_atom = self.output(features) * atom_mask
+        counts = batch["natoms"].to(h.dtype).clamp_min(1).unsqueeze(-1)
         y = per_atom.sum(1)
+        y = torch.where(self.averaged, y / counts, y)
         pooled_h = (h * atom_mask).sum(1)
-        if self.readout == "mean":
-            counts = batch["natoms"].to(h.dtype).clamp_min(1).unsqueeze(-1)
-            y = y / counts
+        if self.readout != "sum":
             pooled_h = pooled_h / counts
         out = ModelOutput(y=y, atom_embedding=batch.flat_atoms(h), graph_embedding=pooled_h)
         out["atom_vectors"] = batch.flat_atoms(vectors)  # type: ignore[typeddict-unknown-key]

@@ -28,8 +28,10 @@ SETTINGS = (
     Setting("cutoff", "float", 0.0, "0: every atom attends to the whole molecule (the paper; no periodic "
             "structures); > 0: radius in Å of a smooth cosine envelope, periodic images included (crystals work)",
             minimum=0.0, maximum=MAX_CUTOFF),
-    Setting("readout", "str", "sum", "pool atom contributions: sum (extensive, energies) or mean (intensive)",
-            choices=("sum", "mean")),
+    Setting("num_radial", "int", 16, "Gaussians expanding each neighbour distance over [0, cutoff] (or [0, 10 Å] "
+            "with cutoff = 0) for the filter that scales its value", minimum=2, maximum=MAX_WIDTH),
+    Setting("readout", "str", "auto", "pool atom contributions: sum (extensive, energies), mean (intensive), or "
+            "auto (sum for the run's extensive targets, mean for the others)", choices=("auto", "sum", "mean")),
     Setting("max_atomic_number", "int", 100, "largest atomic number the element embedding holds", minimum=1,
             maximum=MAX_ATOMIC_NUMBER),
 )
