@@ -161,7 +161,7 @@ class Gala(AtomisticModel):
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         if rank not in (1, 2):
-            raise ValueError(f"rank must be 1 (pairs) or 2 (pairs of neighbours: angles), got {rank!r}")
+            raise ValueError(f"rank must be 1 (single neighbours) or 2 (pairs of neighbours: angles), got {rank!r}")
         if cutoff < 0:
             raise ValueError(f"cutoff must be 0 (attend to the whole cloud) or a radius in Å, got {cutoff!r}")
         if hidden_channels < 1 or num_layers < 1 or dilation <= 0:
