@@ -1,0 +1,2 @@
+"""PhysNet for molplat. The model lives in ``molplat_physnet.model`` (imported lazily by the core)."""
+__version__ = "0.1.0"
