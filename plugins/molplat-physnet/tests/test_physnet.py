@@ -295,8 +295,8 @@ def test_auto_readout_sums_extensive_targets_and_averages_the_others():
 
 
 @pytest.mark.parametrize("settings, heads, message", [
-    (dict(readout="max"), None, "readout must be one of"),
-    (dict(charge_output="yes"), None, "charge_output must be one of"),
+    (dict(readout="max"), None, "readout: must be one of"),
+    (dict(charge_output="yes"), None, "charge_output: must be one of"),
     (dict(charge_output="first"), None, "the run has none"),
     (dict(electrostatics=True, readout="mean"), None, "pooled by a sum"),
     (dict(dispersion=True, readout="auto"), Heads((Head("gap", units="eV"),)), "pooled by a sum"),

@@ -199,9 +199,9 @@ class PhysNet(AtomisticModel):
                  statistics: TrainingStatistics | None = None) -> None:
         super().__init__(n_outputs)
         if readout not in READOUTS:
-            raise ValidationError(f"readout must be one of {READOUTS}, got {readout!r}")
+            raise ValidationError(f"[model] readout: must be one of {READOUTS}, got {readout!r}")
         if charge_output not in CHARGE_OUTPUTS:
-            raise ValidationError(f"charge_output must be one of {CHARGE_OUTPUTS}, got {charge_output!r}")
+            raise ValidationError(f"[model] charge_output: must be one of {CHARGE_OUTPUTS}, got {charge_output!r}")
         self.cutoff = float(cutoff)
         self.readout = readout
         self.max_atomic_number = max_atomic_number
@@ -213,8 +213,8 @@ class PhysNet(AtomisticModel):
         graph_heads = heads.graph if heads is not None else ()
         atom_heads = heads.atom if heads is not None else ()
         if charge_output == "first" and n_atom_outputs == 0:
-            raise ValidationError("charge_output = 'first' makes the charges the first per-atom target, but the run "
-                                  "has none: add one such as mulliken_charge, or use charge_output = 'auto'")
+            raise ValidationError("[model] charge_output: 'first' makes the charges the first per-atom target, but "
+                                  "the run has none: add one such as mulliken_charge, or use charge_output = 'auto'")
         self.charges_are_atom_output = n_atom_outputs > 0 and (
             charge_output == "first"
             or (charge_output == "auto" and bool(atom_heads) and atom_heads[0].units == "e"))
@@ -268,17 +268,19 @@ class PhysNet(AtomisticModel):
         if not terms:
             return
         what = " and ".join(terms)
+        where = f"[model] {', '.join(terms)}:"
         if self.n_outputs == 0:
-            raise ValidationError(f"{what} add an energy to the first graph-level target, and the run has none")
+            raise ValidationError(f"{where} {what} add an energy to the first graph-level target, and the run "
+                                  "has none")
         first = graph_heads[0] if graph_heads else None
         if first is not None and (first.classification or first.units not in ENERGY_UNITS):
-            raise ValidationError(f"{what} add an energy in eV to the first target, but {first.name!r} is "
+            raise ValidationError(f"{where} {what} add an energy in eV to the first target, but {first.name!r} is "
                                   f"{'a classification target' if first.classification else f'in {first.units!r}'}: "
                                   "name an energy first in [dataset] target, or turn them off")
         summed = self.readout == "sum" or (self.readout == "auto" and (first is None or first.extensive))
         if not summed:
-            raise ValidationError(f"{what} add total energies, so the first target must be pooled by a sum: use "
-                                  "readout = 'sum' (or 'auto' with an extensive first target)")
+            raise ValidationError(f"{where} {what} add total energies, so the first target must be pooled by a sum: "
+                                  "use readout = 'sum' (or 'auto' with an extensive first target)")
 
     def reset_parameters(self) -> None:
         for module in self.modules():
@@ -357,8 +359,9 @@ class PhysNet(AtomisticModel):
         pbc = batch.get("pbc")
         if pbc is not None and bool(pbc.any()):
             raise ValidationError(
-                "physnet: electrostatics = true handles molecules only (the Coulomb sum of a periodic crystal needs "
-                "Ewald summation, which is not implemented): set electrostatics = false for periodic structures")
+                "[model] electrostatics: physnet's electrostatics handle molecules only (the Coulomb sum of a "
+                "periodic crystal needs Ewald summation, which is not implemented): set electrostatics = false for "
+                "periodic structures")
         positions = batch["positions"]
         first, second = intramolecular_pairs(batch["natoms"])
         vectors = positions.index_select(0, second) - positions.index_select(0, first)
