@@ -30,6 +30,10 @@ The model's outputs are in the trainer's standardised units; the physical terms 
 so they are divided by the first target's scale from the training statistics before being
 added (and the charge output is standardised likewise), which makes them exact in the
 units the trainer reports.
+
+Written to keep float32 denormals out of the matmuls (see ExponentialRBF): the cutoff
+multiplies the filters after the bias-free linear map rather than the basis, and far basis
+functions are exactly zero.
 """
 from __future__ import annotations
 
