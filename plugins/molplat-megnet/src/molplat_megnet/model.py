@@ -62,7 +62,9 @@ class ShiftedSoftplus(nn.Module):
     """softplus(x) - ln 2, the paper's activation: smooth (forces) and zero at zero."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.softplus(x) - _LOG2
+        # In place: softplus's backward reads its input, not its output, so this is safe
+        # and saves allocating a second activation tensor.
+        return F.softplus(x).sub_(_LOG2)
 
 
 def dense(*widths: int, last_activation: bool = True) -> nn.Sequential:
