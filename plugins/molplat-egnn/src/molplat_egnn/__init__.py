@@ -1,0 +1,2 @@
+"""E(n)-GNN for molplat. The model lives in ``molplat_egnn.model`` (imported lazily by the core)."""
+__version__ = "0.1.0"
