@@ -99,7 +99,7 @@ def dense_reference(model: EGNN, structure: Structure) -> tuple[torch.Tensor, to
         m = m * torch.sigmoid(layer.attention(m))
         if layer.coord_mlp is not None:
             x = x + model.neighbor_scale * (diff * torch.tanh(layer.coord_mlp(m)) * envelope).sum(1)
-        h = h + layer.node_mlp(torch.cat([h, model.neighbor_scale * m.sum(1)], -1))
+        h = h + layer.node_mlp(torch.cat([h, m.sum(1)], -1))
     return h, x
 
 

@@ -9,11 +9,11 @@ The same function as molplat-egnn's ``egnn``, with the same parameter names, com
 
     m_ij = phi_e(h_i, h_j, ||x_i - x_j - s_ij||^2, a_ij) * f_c(d_ij)      apply_edges
     x_i' = x_i + C sum_j (x_i - x_j - s_ij) tanh(phi_x(m_ij)) f_c(d_ij)   update_all(copy_e, sum)
-    h_i' = h_i + phi_h(h_i, C sum_j e_ij m_ij)                            update_all(copy_e, sum)
+    h_i' = h_i + phi_h(h_i, sum_j e_ij m_ij)                              update_all(copy_e, sum)
 
 with s_ij the lattice shift of j's periodic image, f_c a cosine envelope of the input distance
 (energies smooth in the positions, forces by autograd), a_ij Gaussians of the input distance,
-C one over the training set's average neighbour count, and e_ij = 1 or the optional attention
+C one over the training set's average neighbour count (a constant), and e_ij = 1 or the optional attention
 gate sigmoid(W m_ij). The last layer moves no coordinates (no output reads them). Per-atom
 outputs come from an atom-wise MLP on the final h, pooled with ``dgl.readout_nodes``.
 
@@ -95,10 +95,10 @@ class EquivariantLayer(nn.Module):
             else:
                 graph.edata["out"] = m
             graph.update_all(fn.copy_e("out", "msg"), fn.sum("msg", "total"))
-            total = graph.ndata["total"] * scale
+            total = graph.ndata["total"]
         if self.coord_mlp is not None:
             total, step = total.split([width, 3], dim=-1)
-            x = x + step
+            x = x + step * scale
         h = h + self.node_mlp(torch.cat([h, total], dim=-1))
         return h, x
 
@@ -184,8 +184,9 @@ def batch_graph(batch) -> tuple[Any, torch.Tensor]:
 
 
 def neighbor_scale(statistics) -> float:
-    """C of the paper: one over the training set's average neighbour count (1 without statistics);
-    a constant, so an atom entering the cutoff changes nothing abruptly."""
+    """C of the coordinate update: one over the training set's average neighbour count (1 without
+    statistics); a constant, unlike the paper's 1/(M - 1), so an atom entering the cutoff changes
+    nothing abruptly."""
     average = getattr(statistics, "avg_num_neighbors", None)
     return 1.0 / average if average and average > 1.0 else 1.0
 

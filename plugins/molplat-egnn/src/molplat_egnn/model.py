@@ -16,9 +16,10 @@ features, so h stays invariant and x' rotates and translates with the input (equ
 
 Choices beyond the paper, each to make it a smooth, size-independent model of atoms:
 - The graph is molplat's radius graph with periodic images, so x_j means j's image:
-  x_i - x_j - s_ij with the edge's lattice shift s_ij; C is one over the training set's
-  average number of neighbours (a constant, so nothing jumps when an atom enters the cutoff),
-  both for the coordinate update and for the message sum.
+  x_i - x_j - s_ij with the edge's lattice shift s_ij.
+- C is one over the training set's average number of neighbours: a constant, where the
+  paper's 1/(M - 1) over the current neighbours would jump when an atom enters the cutoff.
+  Messages are summed plainly, as in the paper.
 - f_c is the cosine envelope of the *input* distance d_ij, applied to every message and every
   coordinate update, so each edge's whole contribution fades smoothly at the cutoff even after
   the coordinates have moved: energies are smooth functions of the positions and forces come
@@ -26,6 +27,8 @@ Choices beyond the paper, each to make it a smooth, size-independent model of at
 - The edge attribute a_ij is a Gaussian expansion of the input distance (``num_radial``).
 - phi_x ends in tanh (an option of the authors' code) so the coordinate steps stay bounded.
 - The last layer updates no coordinates: no output would read them.
+phi_e's first layer is applied to h once per atom (W [h_i, h_j, g] = W_i h_i + W_j h_j + W_g g),
+the same function with the widest product done per atom instead of per edge.
 Invariant per-atom outputs come from an atom-wise MLP on the final h, summed (extensive
 targets) or averaged (intensive ones) per structure.
 """
@@ -99,7 +102,7 @@ class EquivariantLayer(nn.Module):
         if self.coord_mlp is not None:
             step = diff * (torch.tanh(self.coord_mlp(m)) * envelope)
             x = x + scatter(step, receivers, dim=0, dim_size=x.shape[0], reduce="sum") * scale
-        aggregated = scatter(m, receivers, dim=0, dim_size=h.shape[0], reduce="sum") * scale
+        aggregated = scatter(m, receivers, dim=0, dim_size=h.shape[0], reduce="sum")
         h = h + self.node_mlp(torch.cat([h, aggregated], dim=-1))
         return h, x
 
@@ -169,10 +172,9 @@ def readout(model: EGNN, h: torch.Tensor, batch) -> ModelOutput:
 
 
 def neighbor_scale(statistics) -> float:
-    """C of the paper: one over the training set's average neighbour count (1 without statistics).
-
-    A constant, unlike a mean over each atom's current neighbours, so an atom entering the
-    cutoff changes nothing abruptly."""
+    """C of the coordinate update: one over the training set's average neighbour count (1 without
+    statistics). A constant, unlike the paper's 1/(M - 1) over each atom's current neighbours,
+    so an atom entering the cutoff changes nothing abruptly."""
     average = getattr(statistics, "avg_num_neighbors", None)
     return 1.0 / average if average and average > 1.0 else 1.0
 
