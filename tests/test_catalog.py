@@ -130,7 +130,7 @@ def mixed_registry(registry):
     """qm9 up to date, schnet older than the catalog, a third-party plugin not installed."""
     return registry(entry("qm9", "molplat-qm9", kind="dataset", component="qm9")
                     + entry("schnet", "molplat-schnet", version="0.2.0", versions=">=0.2,<0.3", component="schnet")
-                    + entry("painn", "molplat-painn", component="painn"))
+                    + entry("acme", "molplat-acme", component="acme"))
 
 
 def test_available_json_statuses(mixed_registry, capsys):
@@ -139,8 +139,8 @@ def test_available_json_statuses(mixed_registry, capsys):
     assert rows["qm9"]["status"] == "installed" and rows["qm9"]["plugin_status"] == "loaded"
     assert rows["schnet"]["status"] == "newer in catalog"
     assert (rows["schnet"]["catalog_version"], rows["schnet"]["installed_version"]) == ("0.2.0", "0.1.0")
-    assert rows["painn"]["status"] == "not installed" and rows["painn"]["installed_version"] is None
-    assert rows["painn"]["components"] == {"model": ["painn"]} and rows["painn"]["kinds"] == ["model"]
+    assert rows["acme"]["status"] == "not installed" and rows["acme"]["installed_version"] is None
+    assert rows["acme"]["components"] == {"model": ["acme"]} and rows["acme"]["kinds"] == ["model"]
     assert rows["molplat-cgcnn"]["status"] == "not in catalog"
     assert rows["molplat-cgcnn"]["components"] == {"model": ["cgcnn"]}
     assert "molplat" not in rows  # the core is not a plugin
@@ -152,7 +152,7 @@ def test_available_table_and_kind_filter(mixed_registry, capsys):
     assert lines[0].split() == ["name", "distribution", "catalog", "installed", "status", "components"]
     row = {line.split()[0]: line for line in lines[2:] if line.strip()}
     assert "newer in catalog" in row["schnet"] and "0.2.0" in row["schnet"]
-    assert "not installed" in row["painn"]
+    assert "not installed" in row["acme"]
     assert "installed" in row["qm9"] and "dataset: qm9" in row["qm9"]
     assert "not in catalog" in row["molplat-coremof"]
     assert "install one with `molplat install NAME`" in lines
@@ -194,15 +194,15 @@ def test_dry_run_installs_from_the_checkout(no_pip, monkeypatch, capsys):
 
 
 def test_dry_run_third_party_uses_the_index(no_pip, registry, capsys):
-    registry(entry("painn", "molplat-painn", component="painn"))
-    assert main(["install", "molplat-painn", "--dry-run", "--upgrade"]) == 0
-    assert capsys.readouterr().out.strip().endswith("-m pip install --upgrade 'molplat-painn>=0.1,<0.2'")
+    registry(entry("acme", "molplat-acme", component="acme"))
+    assert main(["install", "molplat-acme", "--dry-run", "--upgrade"]) == 0
+    assert capsys.readouterr().out.strip().endswith("-m pip install --upgrade 'molplat-acme>=0.1,<0.2'")
 
 
 def test_pip_failure_exits_1(registry, monkeypatch, capsys):
-    registry(entry("painn", "molplat-painn", component="painn"))
+    registry(entry("acme", "molplat-acme", component="acme"))
     monkeypatch.setattr(catalog, "_run_pip", lambda command: 3)
-    assert main(["install", "painn"]) == 1
+    assert main(["install", "acme"]) == 1
     assert "pip install failed with exit code 3" in capsys.readouterr().err
 
 
