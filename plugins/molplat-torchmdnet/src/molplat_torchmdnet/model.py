@@ -62,6 +62,21 @@ class EdgeGeometry(NamedTuple):
     direction: torch.Tensor  # [E, 3], r_ij / |r_ij|
 
 
+class ExpNormalBasis(ExpNormalSmearing):
+    """PyG's exponential-normal basis ``phi(d) exp(-beta (exp(-alpha d) - mu)^2)``, floored.
+
+    With the default widths (beta ~ num_rbf^2) most entries underflow through the float32
+    denormal range (1e-38 to 1e-45), where exp and every matmul fed by them run 10-100x slower
+    on x86. The exponent is floored at -50: a change of at most e^-50 ~ 2e-22 per entry,
+    invisible next to the basis functions that matter, and the filters stay fast.
+    """
+
+    def forward(self, dist: torch.Tensor) -> torch.Tensor:
+        dist = dist.unsqueeze(-1)
+        exponent = -self.betas * (torch.exp(-self.alpha * dist) - self.means) ** 2
+        return self.cutoff_fn(dist) * torch.exp(exponent.clamp_min(-50.0))
+
+
 def vector_norm(vec: torch.Tensor) -> torch.Tensor:
     """|v| over the spatial axis of [N, 3, C] -> [N, C], smooth at zero."""
     return torch.sqrt((vec * vec).sum(1) + _NORM_EPS)
@@ -236,7 +251,7 @@ class EquivariantTransformer(AtomisticModel):
 
         gated = output_head == "gated"
         self.embedding = nn.Embedding(max_atomic_number + 1, hidden_channels)
-        self.rbf = ExpNormalSmearing(self.cutoff, num_rbf, trainable=trainable_rbf)
+        self.rbf = ExpNormalBasis(self.cutoff, num_rbf, trainable=trainable_rbf)
         self.envelope = CosineCutoff(self.cutoff)
         self.neighbor_embedding = NeighborEmbedding(hidden_channels, num_rbf, max_atomic_number)
         self.layers = nn.ModuleList(
