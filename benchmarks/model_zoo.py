@@ -8,13 +8,13 @@ Each model keeps the representation and widths of its own example pipeline
 (examples/qm9-NAME.toml; CGCNN: examples/coremof-cgcnn.toml); for CoRE MOF every sparse
 representation uses CGCNN's (cutoff 6 Å, 12 nearest neighbours) and the model's cutoff is set
 to match. Every run trains for the same `[trainer] max_time` (checked at each epoch's end)
-with no epoch limit and no early stopping, so the table compares what each model learns in
-equal time on this machine. Reported per model and task, as the range over `--runs` runs
-(seeds 0, 1, ...): test MAE of each target, parameters, training structures per second
-(training-split size over the median epoch time, first epoch excluded), and the peak RSS of
-the `molplat run` process (data featurisation included). A model that refuses a task (Gala on
-periodic crystals) says so. The load average before and after the runs is printed: numbers
-from a busy machine mean little.
+with the same number of torch threads, no epoch limit and no early stopping, so the table
+compares what each model learns in equal time on this machine. Reported per model and task,
+as the range over `--runs` runs (seeds 0, 1, ...): test MAE of each target, parameters,
+training structures per second (training-split size over the median epoch time, first epoch
+excluded), and the peak RSS of the `molplat run` process (data featurisation included). A
+model that refuses a task says so. The load average before and after the runs is printed:
+numbers from a busy machine mean little.
 
     .venv/bin/python benchmarks/model_zoo.py                    # every model, both tasks, 3 runs
     .venv/bin/python benchmarks/model_zoo.py --models schnet painn --tasks qm9 --runs 1 --budget 0.2
@@ -62,7 +62,7 @@ TASKS = {
 CRYSTAL_NEIGHBORS = {"cutoff": 6.0, "max_neighbors": 12}
 
 
-def pipeline_for(model: str, task: str, seed: int, budget: float, folder: Path) -> Path:
+def pipeline_for(model: str, task: str, seed: int, budget: float, threads: int, folder: Path) -> Path:
     example = tomllib.loads((EXAMPLES / ZOO[model]).read_text())
     representation, settings = dict(example["representation"]), dict(example["model"])
     if task == "coremof" and "cutoff" in representation:
@@ -70,7 +70,8 @@ def pipeline_for(model: str, task: str, seed: int, budget: float, folder: Path) 
         if "cutoff" in settings:
             settings["cutoff"] = CRYSTAL_NEIGHBORS["cutoff"]
     trainer = dict(example.get("trainer", {}))
-    trainer.update(max_epochs=100000, patience=100000, max_time=budget, seed=seed, progress_bar=False)
+    trainer.update(max_epochs=100000, patience=100000, max_time=budget, seed=seed, progress_bar=False,
+                   num_threads=threads)
     trainer.pop("ensemble", None)
     pipeline = {"dataset": TASKS[task], "representation": representation, "model": settings, "trainer": trainer,
                 "output": {"dir": str(folder / "runs"), "name": f"{model}-{task}-{seed}", "plots": False}}
@@ -95,7 +96,8 @@ def one_run(path: Path) -> dict:
         process = subprocess.Popen([MOLPLAT, "run", str(path)], stdout=out, stderr=err)
         _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"molplat run {path} failed:\n" + "\n".join(errors.read_text().splitlines()[-5:]))
+        lines = [line for line in errors.read_text().splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"exit {os.waitstatus_to_exitcode(status)}")
     run_dir = Path(log.read_text().strip().splitlines()[-1].split(": ", 1)[1])
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
@@ -128,7 +130,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(ZOO), choices=list(ZOO))
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--budget", type=float, default=0.5, help="training minutes per run (default 0.5)")
+    parser.add_argument("--budget", type=float, default=0.25, help="training minutes per run (default 0.25)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of every run (default: "
+                        "the CPU count; the examples' own num_threads are overridden so every model gets the same)")
     args = parser.parse_args()
     table = []
     load_before = os.getloadavg()
@@ -136,18 +140,23 @@ def main() -> None:
         folder = Path(tmp)
         for task in args.tasks:
             for model in args.models:
-                first = pipeline_for(model, task, 0, args.budget, folder)
+                first = pipeline_for(model, task, 0, args.budget, args.threads, folder)
                 refused = refusal(first)
                 if refused:
                     table.append([task, model, "", f"refused: {refused[:70]}", "", "", "", ""])
                     print(f"{task} {model}: refused", file=sys.stderr)
                     continue
                 runs = []
-                for seed in range(args.runs):
-                    path = pipeline_for(model, task, seed, args.budget, folder)
-                    runs.append(one_run(path))
-                    print(f"{task} {model} seed {seed}: {runs[-1]['mae']} load {os.getloadavg()[0]:.2f}",
-                          file=sys.stderr, flush=True)
+                try:
+                    for seed in range(args.runs):
+                        path = pipeline_for(model, task, seed, args.budget, args.threads, folder)
+                        runs.append(one_run(path))
+                        print(f"{task} {model} seed {seed}: {runs[-1]['mae']} load {os.getloadavg()[0]:.2f}",
+                              file=sys.stderr, flush=True)
+                except RuntimeError as failure:
+                    table.append([task, model, "", f"failed: {str(failure)[:70]}", "", "", "", ""])
+                    print(f"{task} {model}: failed: {failure}", file=sys.stderr, flush=True)
+                    continue
                 targets = list(runs[0]["mae"])
                 table.append([
                     task, model, f"{runs[0]['parameters']:,}",
@@ -160,9 +169,9 @@ def main() -> None:
     load_after = os.getloadavg()
     print(tabulate(table, headers=["task", "model", "parameters", "test MAE (range)", "baseline MAE",
                                    "train structures/s", "peak RSS MB", "epochs"]))
-    print(f"\n{args.runs} run(s) per row, {args.budget} min of training each; load average (1, 5, 15 min) "
-          f"before {tuple(round(v, 2) for v in load_before)}, after {tuple(round(v, 2) for v in load_after)}; "
-          f"{os.cpu_count()} CPUs")
+    before, after = (tuple(round(v, 2) for v in load) for load in (load_before, load_after))
+    print(f"\n{args.runs} run(s) per row, {args.budget} min of training each, {args.threads} torch threads; "
+          f"load average (1, 5, 15 min) before {before}, after {after}; {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
