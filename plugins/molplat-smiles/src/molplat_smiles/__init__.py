@@ -1,0 +1,1 @@
+"""molplat-smiles: SMILES CSV datasets as bond graphs or ETKDG conformers, and a GINE model."""
