@@ -40,8 +40,8 @@ DEV_SIZE = 2000
 PARALLEL_FROM = 1000
 #: molecules per task handed to a worker
 CHUNK = 256
-#: 1: the first layout
-CACHE_VERSION = "1"
+#: 2: cages get conformer positions in graph mode
+CACHE_VERSION = "2"
 _FIELDS = ("ids", "smiles", "lines", "targets", "target_names", "numbers", "positions", "atom_offsets",
            "atom_features", "bonds", "bond_features", "bond_offsets")
 GAP = Target("gap", "eV", "HOMO-LUMO gap, LUMO minus HOMO energy")
@@ -113,7 +113,7 @@ def _report_invalid(rows: reading.Rows, results: list[Any], good: np.ndarray) ->
     bad = np.flatnonzero(~good)
     if len(bad) == 0:
         return
-    shown = "; ".join(f"line {rows.lines[k]} {rows.smiles[k]!r} ({results[k]})" for k in bad[:3])
+    shown = "; ".join(f"line {int(rows.lines[k])} {str(rows.smiles[k])!r} ({results[k]})" for k in bad[:3])
     more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
     log.warning("smiles_csv: left out %d of %d rows of %s whose SMILES RDKit cannot build: %s%s",
                 len(bad), len(results), rows.source, shown, more)
@@ -167,6 +167,8 @@ class SmilesCSV(Dataset):
         self._names = names
         self.targets = {name: GAP if name == "gap" else Target(name, "eV", f"column {name!r} of the CSV")
                         for name in names}
+        if "gap" not in names:
+            self.default_target = names[0]
 
     def __len__(self) -> int:
         return len(self._a["ids"])

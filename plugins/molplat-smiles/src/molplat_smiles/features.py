@@ -84,12 +84,23 @@ def _conformer(mol: Any, seed: int) -> tuple[Any, np.ndarray]:
     return mol, np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
 
 
-def _layout(mol: Any) -> np.ndarray:
-    """A 2-D depiction (z = 0): cheap and deterministic; a drawing, not a geometry."""
+#: atoms of a depiction closer than this (Å) overlap (cages drawn flat): such molecules get a conformer instead
+MIN_LAYOUT_DISTANCE = 0.5
+
+
+def _layout(mol: Any, seed: int) -> np.ndarray:
+    """A 2-D depiction (z = 0): cheap and deterministic; a drawing, not a geometry. Cages whose
+    drawing puts two atoms on top of each other get the heavy atoms of an ETKDG conformer."""
     from rdkit.Chem import rdDepictor
 
     rdDepictor.Compute2DCoords(mol)
-    return np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
+    positions = np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
+    if len(positions) > 1:
+        d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        if d[np.triu_indices(len(positions), 1)].min() < MIN_LAYOUT_DISTANCE:
+            _, conformer = _conformer(mol, seed)  # hydrogens are appended after the heavy atoms
+            positions = conformer[:len(positions)]
+    return positions
 
 
 def featurize_smiles(smiles: str, mode: str = "graph", seed: int = 0) -> dict[str, np.ndarray]:
@@ -98,7 +109,7 @@ def featurize_smiles(smiles: str, mode: str = "graph", seed: int = 0) -> dict[st
     if mode == "3d":
         mol, positions = _conformer(mol, seed)
     else:
-        positions = _layout(mol)
+        positions = _layout(mol, seed)
     bonds, bond_features = bond_arrays(mol)
     numbers = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.uint8)
     return {"numbers": numbers, "positions": positions, "atom_features": atom_features(mol),
