@@ -146,3 +146,15 @@ def test_missing_target_column_is_named(tmp_path: Path) -> None:
 
 def test_errors_are_molplat_errors() -> None:
     assert issubclass(ValidationError, MolplatError)
+
+
+def test_a_cage_etkdg_cannot_embed_loads_in_graph_mode_and_is_left_out_in_3d(tmp_path: Path, caplog) -> None:
+    cage = "C1C2CC3C4COC13C24"  # a QM9 molecule whose 2-D drawing overlaps atoms and ETKDG cannot embed
+    s = structure_from_smiles(cage)
+    d = np.linalg.norm(s.positions[:, None] - s.positions[None], axis=-1)[np.triu_indices(len(s), 1)]
+    assert d.min() >= 0.5
+    path = tmp_path / "c.csv"
+    path.write_text(f"smiles,gap\nCCO,7.0\n{cage},8.0\n")
+    with caplog.at_level(logging.WARNING):
+        data = SmilesCSV(path=str(path), mode="3d", cache_dir=str(tmp_path / "c"))
+    assert len(data) == 1 and "line 3" in caplog.text and "ETKDG finds no conformer" in caplog.text

@@ -40,8 +40,8 @@ DEV_SIZE = 2000
 PARALLEL_FROM = 1000
 #: molecules per task handed to a worker
 CHUNK = 256
-#: 2: cages get conformer positions in graph mode
-CACHE_VERSION = "2"
+#: 3: cages get conformer (or lifted) positions in graph mode
+CACHE_VERSION = "3"
 _FIELDS = ("ids", "smiles", "lines", "targets", "target_names", "numbers", "positions", "atom_offsets",
            "atom_features", "bonds", "bond_features", "bond_offsets")
 GAP = Target("gap", "eV", "HOMO-LUMO gap, LUMO minus HOMO energy")

@@ -95,12 +95,28 @@ def _layout(mol: Any, seed: int) -> np.ndarray:
 
     rdDepictor.Compute2DCoords(mol)
     positions = np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
-    if len(positions) > 1:
-        d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-        if d[np.triu_indices(len(positions), 1)].min() < MIN_LAYOUT_DISTANCE:
-            _, conformer = _conformer(mol, seed)  # hydrogens are appended after the heavy atoms
-            positions = conformer[:len(positions)]
-    return positions
+    if _overlap(positions) is None:
+        return positions
+    try:
+        _, conformer = _conformer(mol, seed)  # hydrogens are appended after the heavy atoms
+        return conformer[:len(positions)]
+    except InvalidSmiles:  # a strained cage ETKDG cannot embed: lift overlapping atoms out of the plane
+        for _ in range(len(positions)):
+            pair = _overlap(positions)
+            if pair is None:
+                break
+            positions[pair[1], 2] += 1.0
+        return positions
+
+
+def _overlap(positions: np.ndarray) -> tuple[int, int] | None:
+    """Two atoms closer than MIN_LAYOUT_DISTANCE, or None."""
+    if len(positions) < 2:
+        return None
+    d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    i, j = np.triu_indices(len(positions), 1)
+    k = int(np.argmin(d[i, j]))
+    return (int(i[k]), int(j[k])) if d[i[k], j[k]] < MIN_LAYOUT_DISTANCE else None
 
 
 def featurize_smiles(smiles: str, mode: str = "graph", seed: int = 0) -> dict[str, np.ndarray]:
