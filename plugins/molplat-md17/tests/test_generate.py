@@ -44,17 +44,23 @@ def test_forces_are_minus_the_energy_gradient(dev: MD17) -> None:
     frame = dev[7]
     atoms = Atoms(numbers=frame.numbers, positions=frame.positions)
     atoms.calc = generate.xtb_calculator()
-    assert atoms.get_potential_energy() == pytest.approx(frame.targets["energy"], abs=1e-4)
-    h = 1e-3  # Å
+    with generate.one_thread():
+        assert atoms.get_potential_energy() == pytest.approx(frame.targets["energy"], abs=1e-4)
+        _check_gradient(atoms, frame)
+
+
+def _check_gradient(atoms, frame) -> None:
+    h = 2e-3  # Å; the energies converged 100 times tighter than tblite's default, so SCF noise stays far below
+    # the tolerance
     for atom, axis in ((0, 0), (2, 1), (5, 2), (8, 0)):  # carbon, oxygen, two hydrogens
         energies = []
         for sign in (1, -1):
             displaced = atoms.copy()
             displaced.positions[atom, axis] += sign * h
-            displaced.calc = generate.xtb_calculator()
+            displaced.calc = generate.xtb_calculator(accuracy=0.01)
             energies.append(displaced.get_potential_energy())
         numerical = -(energies[0] - energies[1]) / (2 * h)
-        assert numerical == pytest.approx(frame.forces[atom, axis], abs=0.02), (atom, axis)
+        assert numerical == pytest.approx(frame.forces[atom, axis], abs=0.01), (atom, axis)
 
 
 def test_second_build_reads_the_cache(md17_cache: Path, dev: MD17, tiny: dict,
@@ -102,7 +108,7 @@ def test_a_damaged_cache_is_generated_again_with_one_notice(damage, tmp_path: Pa
 def test_any_molecule_from_smiles(tmp_path: Path) -> None:
     ds = MD17(smiles="C", frames=2, interval=1, equilibration=0, progress=False, cache_dir=str(tmp_path))
     assert sorted(ds[0].numbers.tolist()) == [1, 1, 1, 1, 6] and ds.ids == ["C:0", "C:1"]
-    assert (tmp_path / "md17").glob("smiles-*.npz")
+    assert any((tmp_path / "md17").glob("smiles-*.npz"))
 
 
 def test_bad_generation_settings(tmp_path: Path) -> None:

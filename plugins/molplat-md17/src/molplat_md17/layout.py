@@ -165,8 +165,8 @@ def read_npz(path: str | Path) -> Trajectory:
                     "file's folder)")
     try:
         data = np.load(path, allow_pickle=False)
-    except ValueError as exc:  # numpy's answer for anything that is neither .npy nor .npz
-        raise _fail(path, f"is not a NumPy .npz archive ({exc})", "point path at the .npz file itself (an "
+    except ValueError:  # numpy's answer for anything that is neither .npy nor .npz (it would need unpickling)
+        raise _fail(path, "is not a NumPy .npz archive (no zip or .npy header)", "point path at the .npz file itself (an "
                     "rMD17 download is a .tar.bz2 archive: unpack it and use rmd17/npz_data/rmd17_NAME.npz)") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise _fail(path, f"cannot be opened as a NumPy .npz archive ({type(exc).__name__}: {exc or 'empty'})",
