@@ -24,6 +24,7 @@ def initial(sid: int, metal: str, relaxed: float, key: str = "y_relaxed"):
     atoms.set_tags(np.r_[atoms.get_tags()[:-1], 2])
     atoms.pbc = True
     atoms.set_constraint(FixAtoms(mask=np.r_[fixed, False]))
+    atoms.info.clear()  # ase.build's adsorbate_info is no label
     atoms.info.update({"sid": sid, key: relaxed})
     return atoms
 

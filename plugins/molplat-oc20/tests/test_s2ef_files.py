@@ -201,7 +201,7 @@ def test_the_dev_set_round_trips_through_the_published_layout(s2ef, tmp_path: Pa
     for i in range(len(s2ef)):
         s = s2ef[i]
         atoms = s.to_atoms()
-        del atoms.arrays["fixed"]
+        del atoms.arrays["fixed"], atoms.arrays["forces"], atoms.arrays["tags"]
         atoms.set_tags(s2ef.tags(i))
         atoms.pbc = True  # as OC20 publishes its slabs
         atoms.set_constraint(FixAtoms(mask=s2ef.fixed(i)))
