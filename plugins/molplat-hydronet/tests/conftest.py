@@ -1,0 +1,32 @@
+"""One tiny GFN2-xTB dev set per session (W3 and W4, two clusters each, three frames), generated with
+sockets disabled to prove it needs no network."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from hydronet_files import TINY
+
+
+@pytest.fixture(scope="session")
+def hydronet_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from molplat_hydronet.dataset import HydroNet
+
+    folder = tmp_path_factory.mktemp("molplat-cache")
+
+    def no_network(*_: object, **__: object) -> None:
+        raise AssertionError("the hydronet dev set must be generated without network access")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", no_network)
+        mp.setattr(socket, "create_connection", no_network)
+        HydroNet(**TINY, cache_dir=str(folder), progress=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dev(hydronet_cache: Path):
+    from molplat_hydronet.dataset import HydroNet
+
+    return HydroNet(**TINY, cache_dir=str(hydronet_cache))
