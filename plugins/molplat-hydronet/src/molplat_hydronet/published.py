@@ -32,8 +32,8 @@ from molplat.errors import ValidationError
 
 #: 1 kcal/mol in eV: 4.184 J/cal over the Faraday constant 96,485.33212 C/mol (CODATA 2018)
 KCAL_PER_MOL_IN_EV = 4.184 / 96.48533212
-#: frames parsed at once; bounds the memory of the token lists
-CHUNK_FRAMES = 20_000
+#: atom lines parsed at once (about 60 MB of tokens); bounds the memory a chunk needs
+CHUNK_ATOMS = 300_000
 NAME = re.compile(r"^W(\d+)_geoms_all\.(xyz|zip)$", re.IGNORECASE)
 RELEASE = "W3-W30_all_geoms_TTM2.1-F"
 SYMBOLS = {"H": 1, "O": 8}
@@ -150,7 +150,7 @@ def _bad(where: str, line: int, problem: str, fix: str = FIX_DOWNLOAD) -> Valida
 
 
 def _parse_chunk(lines: list[str], atoms: int, where: str, first_line: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frames of ``atoms`` atoms from whole frames of text lines: (symbols, positions, energies)."""
+    """Frames of ``atoms`` atoms from whole frames of text lines: (numbers, positions, energies)."""
     size = atoms + 2
     frames = len(lines) // size
     for k, count in enumerate(lines[0::size]):
@@ -183,7 +183,15 @@ def _parse_chunk(lines: list[str], atoms: int, where: str, first_line: int) -> t
                 except ValueError:
                     raise _bad(where, first_line + k, f"a coordinate is not a number: {line.strip()[:60]!r}") from None
         raise
-    return table[:, 0].astype(str).reshape(frames, atoms), positions, energies
+    symbols = table[:, 0]
+    numbers = np.zeros(len(symbols), dtype=np.int16)
+    for symbol, number in SYMBOLS.items():
+        numbers[symbols == symbol] = number
+    if not numbers.all():
+        unknown = sorted(set(symbols[numbers == 0].tolist()))
+        raise ValidationError(f"[dataset] path: {where}: element symbols {unknown[:5]} are not O or H; "
+                              "HydroNet files hold water clusters only")
+    return numbers.reshape(frames, atoms), positions, energies
 
 
 def _check_finite(where: str, positions: np.ndarray, energies: np.ndarray, atoms: int, first_line: int) -> None:
@@ -220,7 +228,8 @@ def read_frames(entry: SizeFile, limit: int | None = None) -> Frames:
             symbols, positions, energies = [], [], []
             taken = 0
             while limit is None or taken < limit:
-                want = CHUNK_FRAMES if limit is None else min(CHUNK_FRAMES, limit - taken)
+                per_chunk = max(1, CHUNK_ATOMS // atoms)
+                want = per_chunk if limit is None else min(per_chunk, limit - taken)
                 chunk = [line for line in itertools.islice(lines, want * size)]
                 while chunk and not chunk[-1].strip() and len(chunk) % size:
                     chunk.pop()  # blank lines at the end of the file
@@ -243,12 +252,7 @@ def read_frames(entry: SizeFile, limit: int | None = None) -> Frames:
                        "chunk): this is no XYZ file") from None
     if not energies:
         raise _bad(entry.where, 1, "no cluster in the file")
-    symbol_table = np.concatenate(symbols)
-    unknown = sorted(set(np.unique(symbol_table).tolist()) - set(SYMBOLS))
-    if unknown:
-        raise ValidationError(f"[dataset] path: {entry.where}: element symbols {unknown[:5]} are not O or H; "
-                              "HydroNet files hold water clusters only")
-    numbers = np.vectorize(SYMBOLS.__getitem__, otypes=[np.int16])(symbol_table)
+    numbers = np.concatenate(symbols)
     if (numbers != numbers[0]).any():
         k = int(np.argmax((numbers != numbers[0]).any(axis=1)))
         raise _bad(entry.where, k * size + 3, f"cluster {k + 1} lists its atoms in another order than cluster 1",
