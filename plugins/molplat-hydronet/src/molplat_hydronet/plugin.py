@@ -31,14 +31,14 @@ HYDRONET_SETTINGS = (
     Setting("min_waters", "int", 3, "smallest cluster (water molecules) to read or generate",
             minimum=SMALLEST, maximum=LARGEST),
     Setting("max_waters", "int", None, "largest cluster to read or generate (unset: every published size; "
-            "12 for the dev set)", minimum=SMALLEST, maximum=LARGEST),
+            "9 for the dev set)", minimum=SMALLEST, maximum=LARGEST),
     Setting("max_per_size", "int", None, "published files: read at most this many clusters of each size, "
             "in file order (unset: all)", minimum=1, maximum=MOST_PER_SIZE),
     Setting("monomer_energy", "float", 0.0, "published files: energy (kcal/mol, the files' zero) of one "
             "isolated water, subtracted n times for binding_energy_per_water; TTM2.1-F energies are "
             "relative to isolated relaxed monomers, so 0", minimum=-1.0e6, maximum=1.0e6),
-    Setting("clusters_per_size", "int", 4, "dev set: clusters generated per size", minimum=1, maximum=1000),
-    Setting("frames_per_cluster", "int", 6, "dev set: structures per cluster: its GFN2-xTB minimum, then "
+    Setting("clusters_per_size", "int", 3, "dev set: clusters generated per size", minimum=1, maximum=1000),
+    Setting("frames_per_cluster", "int", 8, "dev set: structures per cluster: its GFN2-xTB minimum, then "
             "frames of Langevin MD started from it", minimum=1, maximum=1000),
     Setting("temperature", "float", 300.0, "dev set: Langevin MD temperature (K)", minimum=1.0, maximum=2000.0),
     Setting("seed", "int", 0, "dev set: seed of the starting arrangements and the MD noise",
