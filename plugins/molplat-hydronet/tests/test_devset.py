@@ -69,6 +69,7 @@ def test_forces_are_minus_the_gradient_of_the_energy(dev) -> None:
     from ase import Atoms
 
     frame = dev[1]  # an MD frame of a W3 cluster
+    limit = devset.one_thread()
     atoms = Atoms(numbers=frame.numbers, positions=frame.positions)
     atoms.calc = devset.calculator()
     # a fresh SCF (the MD reused the previous step's wavefunction) agrees to its convergence threshold
@@ -84,6 +85,7 @@ def test_forces_are_minus_the_gradient_of_the_energy(dev) -> None:
             energies.append(moved.get_potential_energy())
         numerical = -(energies[0] - energies[1]) / (2 * step)
         assert numerical == pytest.approx(frame.forces[atom, axis], abs=2e-3), (atom, axis)
+    limit.restore_original_limits()
 
 
 def test_generation_is_reproducible_and_cached(dev, hydronet_cache, monkeypatch) -> None:

@@ -44,6 +44,15 @@ class Cluster:
     forces: np.ndarray
 
 
+def one_thread():  # noqa: ANN201 - a context manager
+    """A context in which OpenMP (tblite's) and BLAS run one thread: clusters of tens of atoms gain nothing
+    from more, and threads spinning while they wait slow a busy machine down many times over."""
+    import tblite.ase  # noqa: F401 - load tblite's OpenMP runtime first, so that the limit reaches it
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)  # OpenMP and BLAS
+
+
 def calculator():  # noqa: ANN201 - an ASE calculator; tblite imported only when generating
     """GFN2-xTB through tblite's ASE calculator (eV and eV/Å), quiet."""
     from tblite.ase import TBLite
@@ -146,10 +155,10 @@ def generate(sizes: range, clusters_per_size: int, frames: int, temperature: flo
 
     jobs = [(n, k) for n in sizes for k in range(clusters_per_size)]
     clusters = []
-    with tqdm(total=len(jobs), desc=f"{METHOD} water clusters (once, then cached)", unit="cluster",
-              disable=not progress) as bar:
+    with one_thread(), tqdm(total=len(jobs), desc=f"{METHOD} water clusters (once, then cached)",
+                            unit="cluster", disable=not progress) as bar:
         for n, k in jobs:
             bar.set_postfix(n=n)
             clusters.append(generate_cluster(n, frames, temperature, seed, k))
             bar.update()
-    return clusters, monomer_energy()
+        return clusters, monomer_energy()
