@@ -3,10 +3,15 @@ sockets disabled to prove it needs no network."""
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import pytest
-from hydronet_files import TINY
+
+# the test modules share helpers from hydronet_files.py; under --import-mode=importlib (the repository's
+# setting) a test folder is not on sys.path by itself
+sys.path.insert(0, str(Path(__file__).parent))
+from hydronet_files import TINY  # noqa: E402
 
 
 @pytest.fixture(scope="session")
