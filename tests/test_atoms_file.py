@@ -418,8 +418,11 @@ def test_energy_forces_run_on_an_extxyz_learns_and_reports_forces(tmp_path):
     assert len(losses) == 3 and losses[-1] < losses[0], losses
     # after nine steps the model beats both baselines: per-element energies, and forces of zero
     assert summary["test"]["mae"] < summary["baseline_mae"]
-    zero_forces_mae = np.mean([np.abs(a.calc.results["forces"]).mean() for a in frames])
-    assert forces["test"]["mae"] < zero_forces_mae
+    test_ids = [line.split(",")[0] for line in (run_dir / "predictions.csv").read_text().splitlines()[1:]]
+    test_frames = [frames[int(name.rsplit(":", 1)[1])] for name in dict.fromkeys(test_ids)]
+    zero_forces_mae = np.mean(np.concatenate([np.abs(a.calc.results["forces"]).ravel() for a in test_frames]))
+    assert forces["baseline"] == "zero forces" and forces["baseline_mae"] == pytest.approx(zero_forces_mae, rel=1e-6)
+    assert forces["test"]["mae"] < forces["baseline_mae"]
     data = json.loads((run_dir / "data.json").read_text())
     assert data["dataset"] == "molplat:atoms_file" and data["sizes"] == {"train": 24, "val": 8, "test": 8}
     predictions = (run_dir / "predictions.csv").read_text()

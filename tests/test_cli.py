@@ -356,9 +356,10 @@ def test_an_energy_forces_run_ends_with_energy_and_forces_rows(emt_run):
     header = next(line for line in proc.stdout.splitlines() if line.startswith("target "))
     assert header.split() == ["target", "split", "MAE", "RMSE", "R²"]
     forces = table_rows(proc.stdout, "forces [eV/Å]")
-    assert [row[1] for row in forces] == ["val", "test"]
-    for row in forces:
+    assert [row[1] for row in forces] == ["val", "test", "test, predicting zero forces"]
+    for row in forces[:2]:
         assert row[2:] == [f"{summary['forces'][row[1]]['mae']:.5g}", f"{summary['forces'][row[1]]['rmse']:.5g}"]
+    assert forces[2][2:] == [f"{summary['forces']['baseline_mae']:.5g}"]
     energy = table_rows(proc.stdout, "energy [eV]")
     assert [row[1] for row in energy] == ["val", "test", "test, predicting the per-element references"]
     task = summary["tasks"]["energy"]

@@ -359,6 +359,9 @@ def run_report(summary: dict[str, Any]) -> str:
         for split in ("val", "test"):
             metrics = forces.get(split) or {}
             regression.append([label, split, _number(metrics.get("mae")), _number(metrics.get("rmse")), ""])
+        if "baseline_mae" in forces:
+            regression.append([label, f"test, predicting {forces.get('baseline', 'zero forces')}",
+                               _number(forces["baseline_mae"]), "", ""])
     parts = []
     spread = _ensemble_rows(summary)
     if regression:

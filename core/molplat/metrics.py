@@ -114,6 +114,7 @@ def summary_metrics(summary: dict, splits: tuple[str, ...] = ("val", "test")) ->
     for split in splits:
         for metric, value in (forces.get(split) or {}).items():
             put(f"{split}/forces/{metric}", value)
+    put("forces/baseline_mae", forces.get("baseline_mae"))
     training = summary.get("training") or {}
     put("training/epochs", training.get("epochs"))
     put("training/best_val_loss", training.get("best_val_loss"))

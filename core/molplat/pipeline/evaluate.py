@@ -128,6 +128,10 @@ def evaluate(model: Any, samples: dict[str, Any], statistics: TrainingStatistics
         summary["forces"] = {"units": FORCE_UNITS, **{name: vector_metrics(o.joined("forces_true"),
                                                                            o.joined("forces_pred"))
                                                       for name, o in splits.items()}}
+        # A conservative model's forces sum to zero, so predicting no force at all is what a model that
+        # learnt nothing about forces scores: the bar to beat, as the mean is for a property.
+        summary["forces"]["baseline_mae"] = float(np.abs(splits["test"].joined("forces_true")).mean())
+        summary["forces"]["baseline"] = "zero forces"
     if len(heads.heads) == 1:  # the top-level keys of a single-target run
         head = heads.heads[0]
         entry = tasks[head.name]
