@@ -16,8 +16,8 @@ import pytest
 
 from molplat.cli import main
 from molplat.errors import ValidationError
+from molplat.scaffold import SCAFFOLD_KINDS as KINDS
 from molplat.scaffold import new_plugin, plugin_names
-from molplat.specs import KINDS
 
 NAMES = {kind: "acme-" + kind.replace("_", "-") for kind in KINDS}
 STAGE_OF = {"searcher": "search", "explainer": "explain", "simulator": "simulate"}

@@ -138,3 +138,13 @@ def molplat_trainer_backends() -> list[ComponentSpec]:
             settings=TRAINER_SETTINGS,
         )
     ]
+
+
+@hookimpl
+def molplat_store_backends() -> list[ComponentSpec]:
+    return [
+        ComponentSpec(
+            name="molplat", kind="store_backend", factory="molplat.data.store:SampleStoreBackend",
+            summary="the core's preprocessed store: per-shard records and index files read with positioned reads, "
+                    "SHA-256 checked; needs nothing beyond numpy"),
+    ]

@@ -21,6 +21,7 @@ from molplat import __version__
 from molplat.errors import MolplatError, RunError, ValidationError
 from molplat.prediction_files import (FORCE_UNITS, Frame, Predictions, full_precision, read_frames, write_csv,
                                       write_extxyz)
+from molplat.scaffold import SCAFFOLD_KINDS
 from molplat.specs import KINDS, PLUGIN_KINDS, Setting
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -300,16 +301,22 @@ def validate(pipeline: str) -> int:
 
 @cli.command()
 @PIPELINE_ARGUMENT
-def preprocess(pipeline: str) -> int:
+@click.option("--format", "store_format", default=None, metavar="NAME",
+              help="Store backend to write (default: [data] store_format, else molplat); e.g. adios with "
+                   "molplat-adios installed. Runs read it when their [data] store_format says the same.")
+def preprocess(pipeline: str, store_format: str | None) -> int:
     """Validate PIPELINE, then featurise its whole dataset once into the store under [data] store.
 
     Runs of the same dataset, representation and targets then read the store's
-    shards memory-mapped instead of featurising again. A store that is complete
+    samples in place instead of featurising again. A store that is complete
     and intact is left as it is.
     """
     from molplat.pipeline.config import Pipeline
 
     loaded = Pipeline.load(pipeline)
+    if store_format is not None:
+        loaded.manager.get("store_backend", store_format, where="--format")
+        loaded.data["store_format"] = store_format
     if not loaded.data.get("store"):
         raise ValidationError("[data] store: not set, so there is nothing to preprocess; add a [data] table with "
                               "store = \"FOLDER\" (the featurised shards go there)", source=loaded.source)
@@ -547,7 +554,8 @@ def predict(run_dir: str, files: tuple[str, ...], output: str | None, checkpoint
 # -- plugins: new-plugin and install -----------------------------------------------------------
 @cli.command("new-plugin")
 @click.argument("name")
-@click.option("--kind", required=True, type=click.Choice(KINDS), help="The kind of component the plugin provides.")
+@click.option("--kind", required=True, type=click.Choice(SCAFFOLD_KINDS),
+              help="The kind of component the plugin provides.")
 @click.option("--dir", "directory", default=".", show_default=True, type=click.Path(),
               help="Folder to create the plugin distribution in.")
 def new_plugin(name: str, kind: str, directory: str) -> int:

@@ -46,6 +46,15 @@ def molplat_simulators() -> list:
 
 
 @hookspec
+def molplat_store_backends() -> list:
+    """Return the ComponentSpecs of the preprocessed-store formats this plugin provides.
+
+    ``[data] store_format`` names one; its factory returns a backend with ``build`` and
+    ``open`` (see docs/contracts.md, "Store backends"). The core's own is ``molplat``.
+    """
+
+
+@hookspec
 def molplat_run_started(run_dir: str, pipeline: dict[str, Any]) -> None:
     """A run has validated its pipeline and created its directory."""
 
@@ -95,4 +104,5 @@ KIND_HOOKS: dict[str, str] = {
     "searcher": "molplat_searchers",
     "explainer": "molplat_explainers",
     "simulator": "molplat_simulators",
+    "store_backend": "molplat_store_backends",
 }

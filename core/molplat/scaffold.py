@@ -21,7 +21,9 @@ from molplat.specs import KINDS
 PREFIX = "molplat-"
 TEMPLATE = "plugin"
 #: The module of the rendered package that holds the component, per kind.
-MODULES: dict[str, str] = {kind: kind for kind in KINDS} | {"trainer_backend": "backend"}
+#: The kinds the template renders (a store backend is a file format: start from molplat-adios instead).
+SCAFFOLD_KINDS: tuple[str, ...] = tuple(kind for kind in KINDS if kind != "store_backend")
+MODULES: dict[str, str] = {kind: kind for kind in SCAFFOLD_KINDS} | {"trainer_backend": "backend"}
 _WORDS = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 
 
@@ -141,8 +143,8 @@ def render(names: PluginNames, kind: str, target: Path) -> None:
 
 def new_plugin(name: str, kind: str, directory: str | Path = ".", echo: Callable[[str], None] = print) -> Path:
     """Render a complete plugin distribution for ``kind`` into ``directory/molplat-NAME`` and return it."""
-    if kind not in KINDS:
-        raise ValidationError(f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
+    if kind not in SCAFFOLD_KINDS:
+        raise ValidationError(f"unknown kind {kind!r}; use one of: {', '.join(SCAFFOLD_KINDS)}")
     names = plugin_names(name, kind)
     target = Path(directory) / names.distribution
     check_available(names, target)

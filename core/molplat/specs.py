@@ -20,6 +20,7 @@ KINDS: tuple[str, ...] = (
     "searcher",
     "explainer",
     "simulator",
+    "store_backend",
 )
 #: what a plugin may provide besides components: loggers, named by ``molplat_loggers`` and
 #: turned on by ``[output] loggers``; they have no spec, only the plugin's event hooks

@@ -50,11 +50,64 @@ DEFAULT_SHARD_SIZE = 50_000
 STORED_TYPES = tuple(np.dtype(t) for t in ("i1", "i2", "i4", "i8", "?", "<f4", "<f8", "u1"))
 
 
-def store_key(dataset: dict[str, Any], representation: dict[str, Any], heads: dict[str, Any]) -> str:
-    """A digest of what the store holds: the dataset and representation with their settings, and the labels."""
-    text = json.dumps({"format": STORE_FORMAT, "dataset": dataset, "representation": representation, "heads": heads},
-                      sort_keys=True, default=str)
+def store_key(dataset: dict[str, Any], representation: dict[str, Any], heads: dict[str, Any],
+              backend: str = "molplat") -> str:
+    """A digest of what the store holds: the dataset and representation with their settings, and the labels.
+
+    ``backend`` (the ``[data] store_format``) enters the digest only when it is not the core's
+    own, so stores built before backends existed keep their key.
+    """
+    content = {"format": STORE_FORMAT, "dataset": dataset, "representation": representation, "heads": heads}
+    if backend != "molplat":
+        content["backend"] = backend
+    text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def shard_bounds(count: int, rank: int, world: int) -> tuple[int, int]:
+    """The contiguous block ``[start, stop)`` of ``count`` samples that rank ``rank`` of ``world`` reads.
+
+    Blocks differ in size by at most one and together cover every sample once, in order.
+    """
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank {rank} of {world}: a rank must lie in 0..world-1 and world be at least 1")
+    base, extra = divmod(count, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+class SampleRange:
+    """Samples ``start..stop-1`` of a store, read on access: the default shard of a rank."""
+
+    def __init__(self, store: Any, start: int, stop: int) -> None:
+        self.store, self.start, self.stop = store, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: int) -> Any:
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"shard index {index} out of range for {len(self)} samples")
+        return self.store[self.start + index]
+
+
+class SampleStoreBackend:
+    """The core's store as a store backend (``[data] store_format = "molplat"``, the default).
+
+    Every backend has these two methods (docs/contracts.md, "Store backends"); what they
+    return behaves like ``SampleStore``: ``len``, ``[i]`` (a ``Sample``), ``shard(rank, world)``,
+    ``labelled``, ``elements``, ``without_forces`` and ``folder``.
+    """
+
+    name = "molplat"
+
+    def build(self, folder: str | os.PathLike, samples: Iterable[Any], key: str,
+              progress: Callable[[int], None] | None = None, workers: int = 0) -> "SampleStore":
+        return SampleStore.build(folder, samples, key, progress=progress)
+
+    def open(self, folder: str | os.PathLike, key: str) -> "SampleStore | None":
+        return SampleStore.open(folder, key)
 
 
 def _stored_type(array: np.ndarray) -> np.dtype:
@@ -263,6 +316,10 @@ class SampleStore:
         sid = values.pop(ID_FIELD).tobytes().decode()
         y, atom_y, forces = values.pop("__y"), values.pop("__atom_y", None), values.pop("__forces", None)
         return Sample(sid, values, y, _present(forces), _present(atom_y))
+
+    def shard(self, rank: int, world: int) -> SampleRange:
+        """The contiguous block of samples rank ``rank`` of ``world`` reads (``shard_bounds``)."""
+        return SampleRange(self, *shard_bounds(len(self), rank, world))
 
     def close(self) -> None:
         for handles in self._handles.values():

@@ -71,6 +71,8 @@ CORE_TABLES: dict[str, tuple[Setting, ...]] = {
                 "featurise each batch again in the workers, holding nothing (data larger than memory)"),
         Setting("store", "path", None, "folder of a preprocessed store (`molplat preprocess`); runs read its "
                 "shards memory-mapped and build it first when it is missing", must_exist=False),
+        Setting("store_format", "str", "molplat", "the store backend that writes and reads [data] store: the "
+                "core's own (molplat) or one a plugin provides (`molplat list --kind store_backend`)"),
     ),
 }
 #: tables whose values may differ between a run and the pipeline that resumes it
@@ -167,6 +169,12 @@ class Pipeline:
             core[table], found = check_settings(f"[{table}]", value, schema, f"[{table}]", base)
             problems += found
         problems += _output_problems(core["output"])
+        store_format = core["data"].get("store_format")
+        if isinstance(store_format, str):  # else already a problem
+            try:
+                manager.get("store_backend", store_format, where="[data] store_format")
+            except ValidationError as exc:
+                problems += exc.problems
         loggers = core["output"]["loggers"]
         if isinstance(loggers, list) and all(isinstance(name, str) for name in loggers):  # else already a problem
             problems += manager.logger_problems(loggers)

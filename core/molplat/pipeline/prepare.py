@@ -273,22 +273,39 @@ def _statistics(train: Any, heads: Heads, workers: int, show_progress: bool) -> 
     return accumulator.result()
 
 
+def store_backend(pipeline: Pipeline) -> Any:
+    """The store backend ``[data] store_format`` names (the core's ``molplat`` by default), built."""
+    name = pipeline.data.get("store_format") or "molplat"
+    spec = pipeline.manager.get("store_backend", name, where="[data] store_format")
+    try:
+        return spec.build()
+    except Exception as exc:  # a plugin's broken import must be one line, not a traceback
+        raise ValidationError(f"[data] store_format: store backend {spec.name!r} of plugin {spec.plugin!r} cannot be "
+                              f"loaded: {type(exc).__name__}: {exc}", source=pipeline.source) from None
+
+
 def open_or_build_store(pipeline: Pipeline, dataset: Any, representation: Any, heads: Heads, echo: Echo,
                         show_progress: bool = True) -> Any:
-    """The store of this dataset, representation and targets under ``[data] store``, built when missing."""
+    """The store of this dataset, representation and targets under ``[data] store``, built when missing.
+
+    ``[data] store_format`` chooses the backend that writes and reads it; its name enters the
+    key (except the core's own), so stores of two formats never share a folder.
+    """
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
-    from molplat.data.store import SampleStore, store_key
+    from molplat.data.store import store_key
 
+    backend = store_backend(pipeline)
     dataset_choice, rep_choice = pipeline.components["dataset"], pipeline.components["representation"]
     key = store_key({"name": dataset_choice.spec.qualified_name, "fingerprint": getattr(dataset, "fingerprint", str)(),
                      **_plain(dataset_choice.settings)},
                     {"name": rep_choice.spec.qualified_name, **_plain(rep_choice.settings)},
-                    {"heads": [(h.name, h.level) for h in heads.heads], "forces": heads.forces})
+                    {"heads": [(h.name, h.level) for h in heads.heads], "forces": heads.forces},
+                    backend=pipeline.data.get("store_format") or "molplat")
     folder = Path(pipeline.data["store"]) / key
-    store = SampleStore.open(folder, key)
+    store = backend.open(folder, key)
     if store is not None:
         return store
     echo(f"building the store {folder} ({len(dataset)} structures)")
@@ -303,7 +320,7 @@ def open_or_build_store(pipeline: Pipeline, dataset: Any, representation: Any, h
 
     try:
         with tqdm(total=len(dataset), desc="store", disable=not show_progress, unit="structure") as bar:
-            return SampleStore.build(folder, samples(), key, progress=bar.update)
+            return backend.build(folder, samples(), key, progress=bar.update, workers=workers)
     except OSError as exc:
         raise ValidationError(f"[data] store: cannot write {folder} ({type(exc).__name__}: {exc}); choose a "
                               f"writable folder", source=pipeline.source) from None

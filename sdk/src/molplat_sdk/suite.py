@@ -20,7 +20,7 @@ import pytest
 from molplat.plugins import CORE_PLUGIN
 from molplat.specs import KINDS, ComponentSpec
 
-from molplat_sdk.checks import common, dataset, model, representation, stages
+from molplat_sdk.checks import common, dataset, model, representation, stages, store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -164,6 +164,14 @@ class PluginConformance:
         representation.check_neighbors(component, rep, tiny_structures)
 
     # -- trainer backends, searchers, explainers, simulators ------------------------------------
+    @applies_to("store_backend")
+    def test_store_backend_round_trips_samples(self, component: ComponentSpec, tiny_structures: list,
+                                               tmp_path: Path, molplat_settings: dict) -> None:
+        backend = component.build(**common.settings_for(component, molplat_settings.get(component.name)))
+        samples = store.store_samples(tiny_structures * 3)
+        store.check_round_trip(component, backend, samples, tmp_path / "store")
+        store.check_damage_is_noticed(component, backend, tmp_path / "store")
+
     @applies_to("trainer_backend")
     def test_trainer_backend_fits_the_toy_job(self, component: ComponentSpec, tmp_path: Path,
                                               molplat_settings: dict) -> None:
