@@ -170,7 +170,7 @@ class Pipeline:
             problems += found
         problems += _output_problems(core["output"])
         store_format = core["data"].get("store_format")
-        if isinstance(store_format, str):  # else already a problem
+        if isinstance(store_format, str) and not for_model:  # else already a problem; a model reads no store
             try:
                 manager.get("store_backend", store_format, where="[data] store_format")
             except ValidationError as exc:
