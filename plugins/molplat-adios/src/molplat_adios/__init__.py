@@ -1,0 +1,1 @@
+"""molplat-adios: the preprocessed store as ADIOS2 files (``[data] store_format = "adios"``)."""
