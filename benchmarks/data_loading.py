@@ -1,4 +1,4 @@
-"""One epoch of data loading: inline featurisation vs a pickle of samples vs molplat's store.
+"""One epoch of data loading: inline featurisation vs a pickle of samples vs molplat's store vs ADIOS2.
 
     .venv/bin/python benchmarks/data_loading.py --set qm9 --repeats 3
     .venv/bin/python benchmarks/data_loading.py --set qm9x30 --repeats 3 \
@@ -19,6 +19,9 @@ a torch DataLoader with the core's SampleCollator, ``num_workers`` 0 or 2:
   without the store; "load" is ``pickle.load`` of the file.
 - ``store``: ``SampleStore.build`` once (time and size reported); "load" is
   ``SampleStore.open`` with digest checks, as a run opens it.
+- ``adios``: the same samples in molplat-adios's ADIOS2 store (``[data] store_format =
+  "adios"``), written by ``--build-workers`` writer processes; "load" is its ``open`` with
+  digest checks. Needs molplat-adios installed.
 
 Memory: the child's own peak RSS (``VmHWM``) with its anonymous and file-backed parts
 (sampled peaks), the largest peak RSS of its DataLoader workers (``RUSAGE_CHILDREN``: a
@@ -162,6 +165,10 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return folder / "store", folder / "samples.pkl"
 
 
+def _adios_dir(args: argparse.Namespace) -> Path:
+    return _paths(args)[0].parent / "adios"
+
+
 def _featurized(args: argparse.Namespace, count: int):
     import numpy as np
 
@@ -208,6 +215,12 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     if args.variant == "build-store":
         SampleStore.build(store_dir, _featurized(args, _count(args)), _store_key(args))
         result.update(seconds=time.perf_counter() - start, bytes=_disk_bytes(store_dir), count=_count(args))
+    elif args.variant == "build-adios":
+        from molplat_adios.store import AdiosBackend
+
+        AdiosBackend().build(_adios_dir(args), _featurized(args, _count(args)), _store_key(args),
+                             workers=args.build_workers)
+        result.update(seconds=time.perf_counter() - start, bytes=_disk_bytes(_adios_dir(args)), count=_count(args))
     elif args.variant == "build-pickle":
         samples = list(_featurized(args, _pickle_count(args)))
         with open(pickle_path, "wb") as handle:
@@ -222,6 +235,15 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             start, load_cpu = time.perf_counter(), _cpu_seconds()
             with open(pickle_path, "rb") as handle:
                 source = SampleList(pickle.load(handle))
+        elif args.variant == "adios":
+            from molplat_adios.store import AdiosBackend
+
+            representation = _representation(args)
+            start, load_cpu = time.perf_counter(), _cpu_seconds()
+            store = AdiosBackend().open(_adios_dir(args), _store_key(args))
+            if store is None:
+                raise SystemExit(f"no ADIOS store in {_adios_dir(args)}; run without --variant to build it")
+            source = StoreSamples(store, np.arange(len(store)))
         else:
             representation = _representation(args)
             begin = time.perf_counter()
@@ -310,7 +332,7 @@ def parent(args: argparse.Namespace) -> None:
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
     prepared: dict[str, dict[str, Any]] = {}
-    for kind, path in (("store", store_dir), ("pickle", pickle_path)):
+    for kind, path in (("store", store_dir), ("pickle", pickle_path), ("adios", _adios_dir(args))):
         if any(k == kind for k, _ in variants):
             record = store_dir.parent / f"built-{kind}.json"
             if args.reuse and record.is_file() and path.exists():
@@ -410,7 +432,7 @@ def main() -> None:
     parser.add_argument("--set", choices=("qm9", "qm9x30"), default="qm9")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", default="inline-0,inline-2,pickle-0,pickle-2,store-0,store-2",
-                        help="comma-separated KIND-WORKERS, KIND in inline, pickle, store")
+                        help="comma-separated KIND-WORKERS, KIND in inline, pickle, store, adios (needs molplat-adios)")
     parser.add_argument("--workdir", default="/tmp/molplat-data-loading",
                         help="where the store and pickle are written (outside the repository)")
     parser.add_argument("--cutoff", type=float, default=5.0)

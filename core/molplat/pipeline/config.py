@@ -72,7 +72,7 @@ CORE_TABLES: dict[str, tuple[Setting, ...]] = {
         Setting("store", "path", None, "folder of a preprocessed store (`molplat preprocess`); runs read its "
                 "shards memory-mapped and build it first when it is missing", must_exist=False),
         Setting("store_format", "str", "molplat", "the store backend that writes and reads [data] store: the "
-                "core's own (molplat) or one a plugin provides (`molplat list --kind store_backend`)"),
+                "core's own (molplat) or one a plugin provides (`molplat list-plugins --kind store_backend`)"),
     ),
 }
 #: tables whose values may differ between a run and the pipeline that resumes it
