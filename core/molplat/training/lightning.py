@@ -317,6 +317,8 @@ def _fit(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Call
         raise RunError(f"training interrupted; continue it with `molplat run PIPELINE --resume {job.run_dir}`") from exc
     except (RunError, ValidationError):
         raise
+    if trainer.interrupted:  # Lightning may end fit() normally after Ctrl+C: that run is not a success
+        raise RunError(f"training interrupted; continue it with `molplat run PIPELINE --resume {job.run_dir}`")
     best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == "val_loss")
     score = best.best_model_score
     return FitResult(
