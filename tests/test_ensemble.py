@@ -183,7 +183,8 @@ def test_the_ase_calculator_reports_the_spread(ensemble_run, dev_structures):
     expected = model.predict([dev_structures[0]], forces=True)
     assert energy == pytest.approx(float(expected["y"][0]), rel=1e-12)
     assert atoms.calc.get_property("energy_std", atoms) == pytest.approx(float(expected["y_std"][0]), rel=1e-12)
-    np.testing.assert_allclose(atoms.calc.results["forces_std"], expected["forces_std"][0], rtol=1e-10)
+    # the calculator takes the spread of the float32 forces in float64, batch prediction in float32
+    np.testing.assert_allclose(atoms.calc.results["forces_std"], expected["forces_std"][0], rtol=1e-6)
 
 
 def test_an_interrupted_ensemble_is_incomplete_and_resume_trains_only_the_rest(tmp_path, monkeypatch):

@@ -1,16 +1,54 @@
 """An ASE Calculator backed by a trained molplat model, for simulators and for users' own ASE scripts."""
 from __future__ import annotations
 
+import copy
+import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
-from ase.calculators.calculator import Calculator, all_changes
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from molplat.structure import Structure
+from molplat.step_inputs import FeaturizedInput, VerletListInput, is_adjacency_list, supports_stress
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: how much farther than the cutoff the neighbour list of an adjacency_list model looks, Å
+DEFAULT_SKIN = 0.5
+
+
+@dataclass
+class CalculatorStats:
+    """Where a calculator's time went: ``calls`` to ``calculate``, ``seconds`` inside them,
+    ``model_seconds`` in the model's forward and backward passes, ``builds`` of the model input
+    (neighbour searches for adjacency_list models; every call for the others)."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    builds: int = 0
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"calculator dtype {dtype!r}: use one of {', '.join(DTYPES)}")
 
 
 class MolplatCalculator(Calculator):
-    """Energy (the run's target, in its units) and forces as minus its gradient.
+    """Energy (the run's first target, in its units), forces as minus its gradient, and, for
+    periodic structures, the stress as the strain derivative of the energy over the volume
+    (eV/Å³, ASE's Voigt order xx, yy, zz, yz, xz, xy).
+
+    ``dtype`` ("float32", the default, or "float64") is the precision the network runs in;
+    float64 runs on a copy of the weights, so the loaded model is left as it is. For
+    ``adjacency_list`` models the input is built once and updated in place, its pairs taken from a
+    neighbour list within cutoff + ``skin`` Å that is rebuilt only when an atom has moved more
+    than ``skin / 2`` since the last build (see ``molplat.step_inputs``); other representations
+    are featurised once per step. ``stats`` says where the time went.
 
     Dynamics are only physical for a model trained on an energy, ideally with
     ``[trainer] task = "energy_forces"``; a model trained on energies alone still gives
@@ -18,26 +56,104 @@ class MolplatCalculator(Calculator):
 
     For an ensemble run the energy and forces are the members' mean, and
     ``results["energy_std"]`` (eV) and ``results["forces_std"]`` ([n, 3], eV/Å) their
-    standard deviation: ``calc.get_property("energy_std", atoms)``.
+    standard deviation (``ddof = 0``): ``calc.get_property("energy_std", atoms)``.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
     ensemble_properties = ["energy_std", "forces_std"]
 
-    def __init__(self, model: Any, **kwargs: Any) -> None:
+    def __init__(self, model: Any, dtype: str | torch.dtype = "float32", skin: float = DEFAULT_SKIN,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if not model.heads.graph or model.heads.graph[0].classification:
+            raise ValueError(f"the model of {model.run_dir} predicts no energy (its first target must be a "
+                             f"regression target per structure); it cannot drive a simulation")
+        if not (isinstance(skin, (int, float)) and skin >= 0 and np.isfinite(skin)):
+            raise ValueError(f"calculator skin {skin!r}: a distance in Å, 0 or more")
         self.model = model  # molplat.predict.TrainedModel
+        self.dtype = resolve_dtype(dtype)
+        self.skin = float(skin)
+        self.members = [_in_dtype(task, self.dtype) for task in model.members]
+        self.stats = CalculatorStats()
+        representation = model.representation
+        if is_adjacency_list(representation):
+            self.input: VerletListInput | FeaturizedInput = VerletListInput(representation, model.heads, self.dtype,
+                                                                            self.skin)
+        else:
+            self.input = FeaturizedInput(representation, model.heads, self.dtype)
+        self._checked_numbers: np.ndarray | None = None
         if model.ensemble_size > 1:
             self.implemented_properties = self.implemented_properties + self.ensemble_properties
         if not model.task.with_forces:
             warnings.warn(f"the model of {model.run_dir} was not trained on forces; its forces are the gradient "
                           f"of its {model.target!r} prediction", stacklevel=2)
 
+    @property
+    def neighbor_list_builds(self) -> int:
+        """How many times the model input was built from scratch (neighbour searches, for adjacency_list)."""
+        return self.input.builds
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        started = time.perf_counter()
         super().calculate(atoms, properties, system_changes)
-        out = self.model.predict([Structure.from_atoms(self.atoms)], forces=True)
-        energy = float(out["y"][0])
-        self.results = {"energy": energy, "free_energy": energy, "forces": out["forces"][0]}
-        if "y_std" in out:
-            self.results["energy_std"] = float(out["y_std"][0])
-            self.results["forces_std"] = out["forces_std"][0]
+        atoms = self.atoms
+        stress = "stress" in properties
+        if stress and not atoms.pbc.any():
+            raise PropertyNotImplementedError("stress needs a periodic structure; this one has pbc = "
+                                              f"{atoms.pbc.tolist()}")
+        if stress and not supports_stress(self.model.representation):
+            raise PropertyNotImplementedError(f"stress: the calculator does not know which inputs of representation "
+                                              f"{self.model.representation.name!r} a strain moves")
+        self._check_elements(atoms)
+        with torch.enable_grad():
+            step = self.input.step(atoms, strain=stress)
+            model_started = time.perf_counter()
+            leaves = [step.positions] + ([step.strain] if stress else [])
+            energies, gradients = [], []
+            for k, task in enumerate(self.members):
+                energy = task(step.batch, forces=False)["y"][0, 0]
+                # members share the strained inputs: their graph is kept until the last member's backward
+                gradients.append(torch.autograd.grad(energy, leaves, retain_graph=k + 1 < len(self.members)))
+                energies.append(energy.detach())
+            self.stats.model_seconds += time.perf_counter() - model_started
+        self._store(step, energies, gradients, stress, atoms)
+        self.stats.calls += 1
+        self.stats.builds = self.input.builds
+        self.stats.seconds += time.perf_counter() - started
+
+    def _store(self, step, energies, gradients, stress: bool, atoms) -> None:
+        energy = torch.stack(energies).double()
+        grad = torch.stack([g[0] for g in gradients]).double()
+        if step.batch.dense:
+            grad = torch.stack([step.batch.flat_atoms(g) for g in grad])
+        forces = -grad
+        value = float(energy.mean())
+        self.results = {"energy": value, "free_energy": value, "forces": forces.mean(0).numpy()}
+        if stress:
+            volume = abs(float(np.linalg.det(atoms.cell.array)))
+            tensor = (torch.stack([g[1] for g in gradients]).double().mean(0) / volume).numpy()
+            self.results["stress"] = tensor[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        if len(self.members) > 1:
+            self.results["energy_std"] = float(energy.std(unbiased=False))
+            self.results["forces_std"] = forces.std(0, unbiased=False).numpy()
+
+    def _check_elements(self, atoms) -> None:
+        """Refuse elements beyond the model's embedding, and warn once about unseen ones, per set of numbers."""
+        if self._checked_numbers is not None and np.array_equal(self._checked_numbers, atoms.numbers):
+            return
+        from molplat.structure import Structure
+
+        for message in self.model.check([Structure.from_atoms(atoms)]):
+            warnings.warn(message, stacklevel=3)
+        self._checked_numbers = atoms.numbers.copy()
+
+
+def _in_dtype(task: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """The task with its network in ``dtype``: itself when it already is, else a copy (the target
+    scaler stays float64 either way)."""
+    floating = [t for t in list(task.model.parameters()) + list(task.model.buffers()) if t.is_floating_point()]
+    if all(t.dtype == dtype for t in floating):
+        return task
+    twin = copy.deepcopy(task)
+    twin.model.to(dtype)
+    return twin.eval()

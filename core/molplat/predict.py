@@ -124,11 +124,16 @@ class TrainedModel:
     def max_atomic_number(self) -> int | None:
         return getattr(self.model, "max_atomic_number", None)
 
-    def calculator(self) -> Any:
-        """An ASE Calculator predicting with this model (see molplat.calculator)."""
+    def calculator(self, dtype: str | torch.dtype = "float32", skin: float = 0.5) -> Any:
+        """An ASE Calculator predicting with this model: energy, forces and (periodic) stress.
+
+        ``dtype`` ("float32" or "float64") is the precision the network runs in (float64 on a
+        copy of the weights); ``skin`` (Å) is how much farther than the cutoff the reused
+        neighbour list looks (see molplat.calculator.MolplatCalculator).
+        """
         from molplat.calculator import MolplatCalculator
 
-        return MolplatCalculator(self)
+        return MolplatCalculator(self, dtype=dtype, skin=skin)
 
     # -- checks --------------------------------------------------------------------------------
     def check(self, structures: Sequence[Structure], where: str = "") -> list[str]:
