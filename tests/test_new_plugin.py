@@ -100,7 +100,7 @@ def test_rendered_example_pipeline_runs(python, rendered, kind, tmp_path):
     assert f"molplat-{NAMES[kind]}" in summary["plugins"]  # the run used the new component
     if kind in STAGE_OF:
         result = summary[STAGE_OF[kind]]
-        result = result[component] if kind == "explainer" else result
+        result = result[component] if kind in ("explainer", "simulator") else result
         assert result["files"] and all((summary_file.parent / f).is_file() for f in result["files"])
 
 

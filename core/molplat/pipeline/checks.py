@@ -10,7 +10,7 @@ from molplat.specs import ComponentSpec
 if TYPE_CHECKING:  # pragma: no cover
     from molplat.pipeline.config import ComponentChoice
 
-LIST_TABLES = ("explain",)  # [[explain]] may appear several times
+LIST_TABLES = ("explain", "simulate")  # [[explain]] and [[simulate]] may appear several times
 #: components built during validation; datasets are built by the run (building reads data)
 BUILT_WHILE_VALIDATING = ("representation", "model", "trainer", "search", "explain", "simulate")
 
@@ -58,15 +58,17 @@ def cutoff_problems(model_cutoff: Any, rep_cutoff: Any, what: str = "[model] cut
     return []
 
 
-def build_checks(components: dict[str, ComponentChoice], explainers: list[ComponentChoice], heads: Heads | None,
+def build_checks(components: dict[str, ComponentChoice], listed: list[ComponentChoice], heads: Heads | None,
                   for_model: bool) -> list[str]:
-    """Build every component but the dataset, so one that raises is a validation error, not a traceback."""
+    """Build every component but the dataset, so one that raises is a validation error, not a traceback
+    (``listed``: the entries of the array tables, [[explain]] and [[simulate]])."""
     problems: list[str] = []
-    choices = [c for t, c in components.items() if t in BUILT_WHILE_VALIDATING] + ([] if for_model else explainers)
+    choices = [c for t, c in components.items() if t in BUILT_WHILE_VALIDATING] + ([] if for_model else listed)
     if for_model:
         choices = [c for c in choices if c.table in ("representation", "model", "trainer")]
     for choice in choices:
         where = f"[{choice.table}]" if choice.table not in LIST_TABLES else f"[[{choice.table}]]"
+        where = "[simulate]" if choice.where == "[simulate]" else where
         try:
             if choice.table == "model":
                 built = choice.build_model(heads or Heads.single())
@@ -83,6 +85,42 @@ def build_checks(components: dict[str, ComponentChoice], explainers: list[Compon
             rep_cutoff = components["representation"].settings.get("cutoff")
             problems += cutoff_problems(getattr(built, "cutoff", None), rep_cutoff,
                                          f"[model] {choice.spec.name!r} uses a cutoff of")
+    return problems
+
+
+def duplicate_problems(table: str, choices: list[ComponentChoice]) -> list[str]:
+    """Entries of an array table are keyed by component name in summary.json and the run directory,
+    so one component may appear once."""
+    names = [c.spec.name for c in choices]
+    return [f"[[{table}]]: {name!r} appears {names.count(name)} times; each component may appear once "
+            f"(its results are stored under its name)" for name in sorted(set(names)) if names.count(name) > 1]
+
+
+def stage_requirements(pipeline: Any) -> list[str]:
+    """What the optional stages say about the rest of the pipeline, before anything runs.
+
+    A searcher, explainer or simulator may define ``check_pipeline(pipeline) -> list[str]``:
+    each string is a problem (one line with the fix), such as dynamics asked of a model that
+    is not trained on forces. Each problem is prefixed with where the component is named.
+    """
+    stages = [choice for table, choice in pipeline.components.items()
+              if table in BUILT_WHILE_VALIDATING and table not in ("representation", "model", "trainer")]
+    problems: list[str] = []
+    for choice in stages + pipeline.explainers + pipeline.simulators:
+        where = choice.where or f"[{choice.table}]"
+        component = choice.build()
+        hook = getattr(component, "check_pipeline", None)
+        if not callable(hook):
+            continue
+        try:
+            found = hook(pipeline)
+        except ValidationError as exc:
+            found = exc.problems
+        except Exception as exc:
+            found = [f"check_pipeline failed: {one_line(exc)}"]
+        if not isinstance(found, (list, tuple)) or not all(isinstance(p, str) for p in found):
+            found = [f"check_pipeline returned {type(found).__name__}, not a list of problem strings"]
+        problems += [f"{where} {choice.spec.name!r}: {problem}" for problem in found]
     return problems
 
 

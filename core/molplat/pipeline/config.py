@@ -16,7 +16,8 @@ from typing import Any
 from molplat.errors import ValidationError
 from molplat.builtin import TRAINER_COMMON
 from molplat.models.heads import Heads
-from molplat.pipeline.checks import LIST_TABLES, build_checks, cross_checks, layouts_of, one_line
+from molplat.pipeline.checks import (LIST_TABLES, build_checks, cross_checks, duplicate_problems, layouts_of, one_line,
+                                     stage_requirements)
 from molplat.pipeline.reading import check_settings, depth_problem, read_toml
 from molplat.pipeline.targets import declared_heads, heads_for, target_list, target_problems, target_tables
 from molplat.plugins import PluginManager, close_match, get_plugin_manager
@@ -86,6 +87,8 @@ class ComponentChoice:
     table: str
     spec: ComponentSpec
     settings: dict[str, Any]
+    #: where the pipeline names it, for messages: "[model]", "[[explain]] #2"
+    where: str = ""
 
     def build(self, **extra: Any) -> Any:
         return self.spec.load()(**self.settings, **extra)
@@ -115,6 +118,8 @@ class Pipeline:
     #: how many models ``[trainer] ensemble`` trains (1: a single model, the run directory of old)
     ensemble: int = 1
     model_common: dict[str, Any] = field(default_factory=dict)
+    #: the [[simulate]] entries, run in order after the explainers
+    simulators: list[ComponentChoice] = field(default_factory=list)
 
     @classmethod
     def load(cls, source: Any, manager: PluginManager | None = None, for_model: bool = False,
@@ -182,6 +187,7 @@ class Pipeline:
                      for name, source, hint in manager.unknown_disabled()]
         components: dict[str, ComponentChoice] = {}
         explainers: list[ComponentChoice] = []
+        simulators: list[ComponentChoice] = []
         dataset_common: dict[str, Any] = {}
         ensemble = 1
         model_common: dict[str, Any] = {s.name: s.default for s in MODEL_COMMON}
@@ -205,7 +211,8 @@ class Pipeline:
                     continue
                 entries = [entries]
             for index, entry in enumerate(entries):
-                where = f"[{table}]" if table not in LIST_TABLES else f"[[{table}]] #{index + 1}"
+                single = table not in LIST_TABLES or (isinstance(tables[table], dict) and table == "simulate")
+                where = f"[{table}]" if single else f"[[{table}]] #{index + 1}"
                 choice, found = cls._choose(where, table, kind, entry, manager, base, for_model)
                 problems += found
                 if choice is None:
@@ -218,26 +225,32 @@ class Pipeline:
                 if table == "model":  # the core starts the model from another run's weights
                     model_common = {s.name: choice.settings.pop(s.name) for s in MODEL_COMMON}
                 if table in LIST_TABLES:
-                    explainers.append(choice)
+                    (simulators if table == "simulate" else explainers).append(choice)
                 else:
                     components[table] = choice
         target_options, found = target_tables(raw.get("targets", {}), dataset_common, base)
         problems += found
         problems += cross_checks(components, dataset_common)
+        problems += duplicate_problems("simulate", simulators)
         heads = None
         if not problems:  # heads are only well defined once every setting is
             heads, found = declared_heads(components, dataset_common, target_options)
             problems += found
         if not problems:
-            problems += build_checks(components, explainers, heads, for_model)
+            problems += build_checks(components, explainers + simulators, heads, for_model)
         if not problems and not for_model:
             problems += init_problems(components["model"], model_common, heads)
         if problems:
             raise ValidationError(problems, source=label)
         output = core["output"]
         output["name"] = output["name"] or default_name
-        return cls(raw, label, components, explainers, dataset_common, output, core["plugins"]["disable"], manager,
-                   base, core["data"], target_options, ensemble, model_common)
+        pipeline = cls(raw, label, components, explainers, dataset_common, output, core["plugins"]["disable"], manager,
+                       base, core["data"], target_options, ensemble, model_common, simulators)
+        if not for_model:  # what the optional stages need of the rest (dynamics need forces)
+            problems = stage_requirements(pipeline)
+            if problems:
+                raise ValidationError(problems, source=label)
+        return pipeline
 
     @staticmethod
     def _choose(where: str, table: str, kind: str, entry: Any, manager: PluginManager, base: Path,
@@ -265,7 +278,7 @@ class Pipeline:
             except Exception as exc:  # a plugin's broken import must be one line, not a traceback
                 problems.append(f"{where} name: {kind} {spec.name!r} of plugin {spec.plugin!r} cannot be loaded: "
                                 f"{one_line(exc)}")
-        return ComponentChoice(table, spec, resolved), problems
+        return ComponentChoice(table, spec, resolved, where), problems
 
     def run(self, resume: str | Path | None = None, echo: Any = print) -> dict[str, Any]:
         """Run every stage into a run directory and return the summary (``summary["run_dir"]`` says where)."""
@@ -317,6 +330,8 @@ class Pipeline:
                 out[table].update({k: v for k, v in _toml_safe(self.model_common).items() if v})
         if self.explainers:
             out["explain"] = [{"name": c.spec.qualified_name, **_toml_safe(c.settings)} for c in self.explainers]
+        if self.simulators:
+            out["simulate"] = [{"name": c.spec.qualified_name, **_toml_safe(c.settings)} for c in self.simulators]
         if self.target_options:
             out["targets"] = {k: _toml_safe(v) for k, v in self.target_options.items()}
         out["output"] = _toml_safe(self.output)
@@ -325,7 +340,7 @@ class Pipeline:
         return out
 
     def plugin_versions(self) -> dict[str, str]:
-        used = {c.spec.plugin for c in list(self.components.values()) + self.explainers}
+        used = {c.spec.plugin for c in list(self.components.values()) + self.explainers + self.simulators}
         return {p.name: p.version for p in self.manager.plugins if p.name in used}
 
 

@@ -190,8 +190,8 @@ def _stages_after_start(pipeline: Pipeline, backend: Any, run: RunDirectory, dat
         summary["search"] = _run_stage(pipeline.components["search"], context, "search", events, echo)
     for choice in pipeline.explainers:
         summary.setdefault("explain", {})[choice.spec.name] = _run_stage(choice, context, "explain", events, echo)
-    if "simulate" in pipeline.components:
-        summary["simulate"] = _run_stage(pipeline.components["simulate"], context, "simulate", events, echo)
+    for choice in pipeline.simulators:
+        summary.setdefault("simulate", {})[choice.spec.name] = _run_stage(choice, context, "simulate", events, echo)
     summary["warnings"] = list(events.warnings)
     run.write_json(SUMMARY_FILE, summary)
     events.run_finished(str(run.path), {**summary, "run_dir": str(run.path)})

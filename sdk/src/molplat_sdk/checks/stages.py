@@ -149,6 +149,7 @@ def check_stage(spec: ComponentSpec, settings: dict[str, Any], context: Any) -> 
     if not callable(getattr(component, "run", None)):
         raise ConformanceError(where, "the built component has no run(context) method",
                                f"implement run(self, context: RunContext) -> {RESULT_TYPES[spec.kind].__name__}")
+    check_pipeline_hook(spec, component, context.pipeline)
     try:
         result = run_stage_component(component, spec.kind, spec.name, context)
     except ConformanceError:
@@ -164,6 +165,29 @@ def check_stage(spec: ComponentSpec, settings: dict[str, Any], context: Any) -> 
     elif isinstance(result, SimulationResult):
         _check_simulation(where, result, context.run_dir)
     return result
+
+
+def check_pipeline_hook(spec: ComponentSpec, component: Any, pipeline: Any) -> None:
+    """The optional ``check_pipeline(pipeline)`` returns a list of one-line problem strings, and a
+    simulator accepts the toy pipeline, which trains a model on energies and forces."""
+    hook = getattr(component, "check_pipeline", None)
+    if hook is None:
+        return
+    where = label(spec)
+    fix = "return a list of problems, each one line naming the table, the key and the fix ([] when all is well)"
+    if not callable(hook):
+        raise ConformanceError(where, "check_pipeline is not a method", fix)
+    try:
+        problems = hook(pipeline)
+    except Exception as exc:
+        raise ConformanceError(where, f"check_pipeline(pipeline) on the toy pipeline raises {type(exc).__name__}: "
+                               f"{exc}", fix) from None
+    if not isinstance(problems, list) or not all(isinstance(p, str) and p.strip() and "\n" not in p
+                                                  for p in problems):
+        raise ConformanceError(where, f"check_pipeline returned {problems!r:.200}", fix)
+    if spec.kind == "simulator" and problems:
+        raise ConformanceError(where, f"check_pipeline refuses the toy pipeline (energy and forces): {problems[0]}",
+                               "accept a model trained with [trainer] task = \"energy_forces\"")
 
 
 def _check_search(where: str, result: SearchResult) -> None:
