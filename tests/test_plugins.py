@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 KIND_KEYS = {"dataset", "representation", "model", "trainer_backend", "searcher", "explainer", "simulator",
-             "store_backend", "logger"}  # logger: the names a logger plugin gives for [output] loggers
+             "store_backend", "logger", "command"}  # logger: names for [output] loggers; command: molplat NAME
 
 
 def molplat(site: Path, *args: str, disable: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:

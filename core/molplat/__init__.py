@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from molplat.errors import MolplatError, PluginError, RunError, ValidationError
 from molplat.hookspecs import hookimpl
-from molplat.specs import KINDS, ComponentSpec, Setting
+from molplat.specs import KINDS, CommandSpec, ComponentSpec, Setting
 
 __version__ = "0.1.0"
 #: The plugin API this core implements; plugins declare a range with ``MOLPLAT_API``.
@@ -56,6 +56,7 @@ __all__ = [
     "KINDS",
     "PLUGIN_API_VERSION",
     "PUBLIC_MODULES",
+    "CommandSpec",
     "ComponentSpec",
     "MolplatError",
     "PluginError",

@@ -65,8 +65,81 @@ def _warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
+# -- plugin commands ----------------------------------------------------------------------------
+def _plugin_commands(core: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The plugins' CommandSpecs ``molplat NAME`` can run, and why the others cannot (see PluginManager.commands)."""
+    from molplat.plugins import get_plugin_manager
+
+    return get_plugin_manager().commands(reserved=core)
+
+
+class PluginCommand(click.Command):
+    """A plugin's command, listed from its CommandSpec and imported only when it runs.
+
+    ``molplat --help`` shows the spec's summary; running it (or its own ``--help``) imports
+    the factory, and a factory that does not import or is no click command is one error line.
+    """
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__(spec.name, help=spec.summary, short_help=spec.summary, add_help_option=False)
+        self.spec = spec
+
+    def load(self) -> click.Command:
+        spec = self.spec
+        fix = f"reinstall it (`molplat install {spec.plugin}`) or turn it off with MOLPLAT_DISABLE_PLUGINS={spec.plugin}"
+        try:
+            command = spec.load()
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise RunError(f"`molplat {spec.name}` of plugin {spec.plugin} cannot be loaded: {spec.factory} fails to "
+                           f"import ({type(exc).__name__}: {first}); {fix}") from exc
+        if not isinstance(command, click.Command):
+            raise RunError(f"`molplat {spec.name}` of plugin {spec.plugin} cannot be loaded: {spec.factory} is a "
+                           f"{type(command).__name__}, not a click command; {fix}")
+        return command
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        return self.load().make_context(info_name, args, parent=parent, **extra)
+
+
+class MolplatGroup(click.Group):
+    """The core's commands plus those plugins add through ``molplat_commands`` (the core's names win)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        core = super().list_commands(ctx)
+        try:
+            usable, _ = _plugin_commands(core)
+        except Exception:  # --help and completion must work whatever the plugins do
+            return core
+        return sorted(set(core) | set(usable))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        usable, refused = _plugin_commands(super().list_commands(ctx))
+        if cmd_name in refused:
+            raise ValidationError(refused[cmd_name])
+        return PluginCommand(usable[cmd_name]) if cmd_name in usable else None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (MolplatError, click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a plugin command's bug is one line naming the plugin, never a traceback
+            name = ctx.invoked_subcommand
+            if name is None or name in self.commands:
+                raise
+            plugin = getattr(self.get_command(ctx, name), "spec", None)
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise RunError(f"`molplat {name}` of plugin {getattr(plugin, 'plugin', '?')} failed: "
+                           f"{type(exc).__name__}: {first}") from exc
+
+
 # -- the group and main ------------------------------------------------------------------------
-@click.group(invoke_without_command=True,
+@click.group(cls=MolplatGroup, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name=PROG, message="%(prog)s %(version)s")
 @click.pass_context
@@ -190,6 +263,8 @@ def list_plugins(as_json: bool, kind: str | None, available: bool) -> int:
         rows.append([p.name, p.version, p.status if not p.error else f"{p.status} ({p.error})", components])
     click.echo(table(rows, ["plugin", "version", "status", "components"]))
     notes = [f"warning: {p.name}: {message}" for p in plugins for message in p.warnings]
+    _, refused = manager.commands(reserved=cli.commands)
+    notes += [f"warning: {message}" for name, message in refused.items() if name in cli.commands]
     if notes:
         click.echo("\n" + "\n".join(notes))
     return EXIT_OK

@@ -55,6 +55,16 @@ def molplat_store_backends() -> list:
 
 
 @hookspec
+def molplat_commands() -> list:
+    """Return the CommandSpecs of the ``molplat NAME`` subcommands this plugin adds.
+
+    Each names a ``click.Command`` by import path; the CLI imports it only when it runs.
+    A name the core or another plugin already uses is refused and reported by
+    ``molplat list-plugins`` (see docs/contracts.md, "Plugin commands").
+    """
+
+
+@hookspec
 def molplat_run_started(run_dir: str, pipeline: dict[str, Any]) -> None:
     """A run has validated its pipeline and created its directory."""
 

@@ -26,7 +26,7 @@ from packaging.version import Version
 
 from molplat import hookspecs
 from molplat.errors import ValidationError
-from molplat.specs import KINDS, LOGGER, ComponentSpec
+from molplat.specs import COMMAND, KINDS, LOGGER, CommandSpec, ComponentSpec
 
 ENTRY_POINT_GROUP = "molplat.plugins"
 CORE_PLUGIN = "molplat"
@@ -101,6 +101,7 @@ class PluginManager:
         self.disabled = self.disabled_by_pipeline | self.disabled_by_env
         self.plugins: list[PluginInfo] = []
         self._specs: dict[str, dict[str, ComponentSpec]] = {kind: {} for kind in KINDS}  # qualified name -> spec
+        self._commands: dict[str, list[CommandSpec]] = {}  # command name -> the plugins' specs
         self._load_core()
         eps = entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
         self._entry_names: set[str] = set()
@@ -161,10 +162,14 @@ class PluginManager:
             return
         collected: dict[str, list[ComponentSpec]] = {}
         loggers: list[str] = []
+        commands: list[CommandSpec] = []
         try:
             for impl in self._pm.hook.molplat_loggers.get_hookimpls():
                 if impl.plugin_name == info.name:
                     loggers = self._checked_loggers(impl.function())
+            for impl in self._pm.hook.molplat_commands.get_hookimpls():
+                if impl.plugin_name == info.name:
+                    commands = self._checked_commands(impl.function(), info.name)
             for kind, hook_name in hookspecs.KIND_HOOKS.items():
                 caller = getattr(self._pm.hook, hook_name)
                 for impl in caller.get_hookimpls():
@@ -190,6 +195,10 @@ class PluginManager:
                 info.components[kind] = [s.name for s in specs]
         if loggers:
             info.components[LOGGER] = loggers
+        for command in commands:
+            self._commands.setdefault(command.name, []).append(command)
+        if commands:
+            info.components[COMMAND] = [c.name for c in commands]
 
     @staticmethod
     def _checked_loggers(names: Any) -> list[str]:
@@ -199,6 +208,16 @@ class PluginManager:
         if len(set(names)) != len(names):
             raise TypeError(f"molplat_loggers names a logger twice: {sorted(names)}")
         return list(names)
+
+    @staticmethod
+    def _checked_commands(specs: Any, plugin: str) -> list[CommandSpec]:
+        if not isinstance(specs, (list, tuple)) or not all(isinstance(s, CommandSpec) for s in specs):
+            raise TypeError("molplat_commands must return a list of molplat.specs.CommandSpec")
+        names = [s.name for s in specs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise TypeError(f"molplat_commands names command {twice[0]!r} twice")
+        return [replace(s, plugin=plugin) for s in specs]
 
     @staticmethod
     def _checked(spec: Any, kind: str, plugin: str) -> ComponentSpec:
@@ -224,6 +243,16 @@ class PluginManager:
                     if info is not None:
                         info.warnings.append(f"{kind} {name!r} is also registered by another plugin ({qualified}); "
                                              f"pipelines must name it {spec.qualified_name!r}")
+
+        for name, specs in self._commands.items():
+            if len(specs) > 1:
+                plugins = ", ".join(s.plugin for s in specs)
+                for spec in specs:
+                    info = self.plugin(spec.plugin)
+                    if info is not None:
+                        info.warnings.append(f"command {name!r} is also added by another plugin ({plugins}); "
+                                             f"`molplat {name}` refuses to run until all but one are disabled "
+                                             f"({DISABLE_ENV})")
 
     def _by_name(self, kind: str) -> dict[str, list[ComponentSpec]]:
         grouped: dict[str, list[ComponentSpec]] = {}
@@ -273,6 +302,31 @@ class PluginManager:
             elif ":" not in name:
                 found += self._by_name(kind).get(name, [])
         return found
+
+    def commands(self, reserved: Iterable[str] = ()) -> tuple[dict[str, CommandSpec], dict[str, str]]:
+        """The plugin commands ``molplat NAME`` can run, and why each other one cannot.
+
+        ``reserved``: the core's own command names, which always win. A name two plugins
+        add runs neither (which one the user meant is not ours to guess).
+        """
+        taken = set(reserved)
+        usable: dict[str, CommandSpec] = {}
+        refused: dict[str, str] = {}
+        for name, specs in sorted(self._commands.items()):
+            plugins = ", ".join(s.plugin for s in specs)
+            if name in taken:
+                refused[name] = (f"plugin {plugins} adds a command {name!r}, which is molplat's own "
+                                 f"`molplat {name}`; the plugin's command is not available (rename it in the plugin)")
+            elif len(specs) > 1:
+                refused[name] = (f"command {name!r} is added by {len(specs)} plugins ({plugins}); disable all but "
+                                 f"one with {DISABLE_ENV}=NAME to run it")
+            else:
+                usable[name] = specs[0]
+        return usable, refused
+
+    def plugin_commands(self, plugin: str) -> list[CommandSpec]:
+        """The CommandSpecs one plugin adds, usable or not."""
+        return [spec for specs in self._commands.values() for spec in specs if spec.plugin == plugin]
 
     def loggers(self) -> dict[str, list[str]]:
         """Each logger name ``[output] loggers`` may use, with the loaded plugins that provide it."""

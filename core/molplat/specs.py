@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ KINDS: tuple[str, ...] = (
 #: what a plugin may provide besides components: loggers, named by ``molplat_loggers`` and
 #: turned on by ``[output] loggers``; they have no spec, only the plugin's event hooks
 LOGGER = "logger"
+#: what a plugin may add to the command line: ``molplat NAME`` subcommands, declared by
+#: ``molplat_commands`` as CommandSpecs (imported only when the command runs)
+COMMAND = "command"
 #: every kind of thing a plugin can provide (``list-plugins`` and registry.toml ``kinds``)
-PLUGIN_KINDS: tuple[str, ...] = (*KINDS, LOGGER)
+PLUGIN_KINDS: tuple[str, ...] = (*KINDS, LOGGER, COMMAND)
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -202,3 +206,39 @@ class ComponentSpec:
         values = self.defaults()
         values.update(settings)
         return self.load()(**values)
+
+
+#: what a plugin command may be called: lowercase words joined by hyphens, like the core's own
+COMMAND_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A ``molplat NAME`` subcommand a plugin adds, named by import path.
+
+    ``factory`` is ``"package.module:attribute"``, a ``click.Command``; it is imported
+    only when the command runs (or shows its own ``--help``), so ``molplat --help`` and
+    ``molplat list-plugins`` list it from ``summary`` without importing its code.
+    ``plugin`` is filled in by the plugin manager.
+    """
+
+    name: str
+    factory: str
+    summary: str
+    plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not COMMAND_NAME.match(self.name):
+            raise ValueError(f"command {self.name!r}: name it with lowercase words joined by hyphens, like 'my-command'")
+        if ":" not in self.factory:
+            raise ValueError(f"command {self.name!r}: factory {self.factory!r} must look like 'package.module:command'")
+        if not self.summary.strip() or "\n" in self.summary:
+            raise ValueError(f"command {self.name!r}: give a one-line summary (molplat --help shows it)")
+
+    def load(self) -> Any:
+        """Import and return the click command; only now is the command's code imported."""
+        module_name, _, attr = self.factory.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj

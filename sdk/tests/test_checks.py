@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from molplat.specs import KINDS, ComponentSpec, Setting
+from molplat.specs import KINDS, CommandSpec, ComponentSpec, Setting
 from molplat_sdk import ConformanceError
 from molplat_sdk.checks import common, dataset, model, representation, stages
 from molplat_sdk.context import context_copy
@@ -333,3 +333,23 @@ def test_the_toy_run_trained_a_model_with_forces(toy_run_context):
     assert set(toy_run_context.splits) == {"train", "val", "test"}
     out = toy_run_context.model.predict(toy_run_context.splits["test"][:2])
     assert out["y"].shape == (2,) and out["forces"][0].shape == (len(toy_run_context.splits["test"][0]), 3)
+
+
+def command(factory: str, name: str = "subject") -> CommandSpec:
+    return CommandSpec(name, factory, "a command under test", plugin="molplat-sdk-tests")
+
+
+def test_a_sound_plugin_command_passes():
+    common.check_command(command("molplat.cli:validate"), "molplat.specs", {"run", "show"})
+
+
+@pytest.mark.parametrize("spec, plugin_module, message", [
+    (command("molplat.cli:validate", name="run"), "molplat.specs", "is one of molplat's own commands"),
+    (command("molplat.specs:CommandSpec"), "molplat.specs", "lives in the entry-point module"),
+    (command("molplat.specs:CommandSpec"), "molplat", "imports molplat.specs"),
+    (command("molplat.cli:main"), "molplat.errors", "is a function, not a click command"),
+    (command("molplat_no_such_package.cli:command"), "molplat.errors", "cannot be imported: ModuleNotFoundError"),
+])
+def test_a_broken_plugin_command_is_caught(spec, plugin_module, message):
+    with pytest.raises(ConformanceError, match=message):
+        common.check_command(spec, plugin_module, {"run", "show"})

@@ -33,6 +33,8 @@ def _conformance_class(metafunc: pytest.Metafunc) -> Any:
 
 
 def _plugin_components(cls: Any, kinds: tuple[str, ...]) -> list[Any]:
+    from molplat.specs import COMMAND
+
     manager = _manager()
     info = manager.plugin(cls.plugin)
     if not cls.plugin or info is None:
@@ -42,6 +44,8 @@ def _plugin_components(cls: Any, kinds: tuple[str, ...]) -> list[Any]:
     if info.status != "loaded":
         raise pytest.UsageError(f"plugin {cls.plugin!r} is {info.status}: {info.error}")
     # qualified names (DISTRIBUTION:NAME): unambiguous even when another plugin registers the same name
+    if kinds == (COMMAND,):  # commands have no qualified names: the manager keeps them per plugin
+        return manager.plugin_commands(info.name)
     return [manager.get(kind, f"{info.name}:{name}") for kind in kinds for name in info.components.get(kind, [])]
 
 
@@ -72,6 +76,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = [(spec, rep) for spec in specs for rep in _representations(spec)]
         metafunc.parametrize("model_case", [pytest.param(c, id=f"{c[0].name}-{c[1].name}") for c in cases]
                              or not_applicable, indirect=True)
+    elif "command_spec" in metafunc.fixturenames:
+        metafunc.parametrize("command_spec", [pytest.param(s, id=s.name) for s in specs] or not_applicable)
     elif "component" in metafunc.fixturenames:
         metafunc.parametrize("component", [pytest.param(s, id=s.name) for s in specs] or not_applicable)
 

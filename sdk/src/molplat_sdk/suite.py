@@ -84,6 +84,13 @@ class PluginConformance:
     def test_listed_by_molplat_list_plugins(self, component: ComponentSpec, plugin_listing: list) -> None:
         common.check_listed(component, plugin_listing)
 
+    # -- plugin commands (molplat_commands) -------------------------------------------------------
+    @applies_to("command")
+    def test_command_loads_lazily_as_a_click_command(self, command_spec: Any, molplat_manager: Any) -> None:
+        from molplat.cli import cli
+
+        common.check_command(command_spec, molplat_manager.plugin(command_spec.plugin).module, set(cli.commands))
+
     # -- models --------------------------------------------------------------------------------
     @applies_to("model")
     def test_model_forward_shapes(self, model_case: model.ModelCase, tiny_structures: list) -> None:

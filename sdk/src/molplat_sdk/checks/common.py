@@ -9,7 +9,7 @@ import sys
 from functools import lru_cache
 from typing import Any
 
-from molplat.specs import ComponentSpec, Setting
+from molplat.specs import CommandSpec, ComponentSpec, Setting
 
 from molplat_sdk.checks import surface
 from molplat_sdk.errors import ConformanceError
@@ -206,3 +206,31 @@ def check_logger_plugin(plugin: str, plugin_module: str, library: str) -> None:
         if heavy in loaded:
             raise ConformanceError(where, f"importing the entry-point module {plugin_module} imports {heavy}",
                                    "import the logging library inside the hooks, when a run starts")
+
+
+def check_command(spec: CommandSpec, plugin_module: str, core_commands: set[str]) -> None:
+    """A plugin command (``molplat_commands``) is listed without importing its code or torch,
+    loads as a click command, and does not take a name the core already uses."""
+    import click
+
+    where = f"command {spec.name!r} of plugin {spec.plugin!r}"
+    if spec.name in core_commands:
+        raise ConformanceError(where, f"`molplat {spec.name}` is one of molplat's own commands, which always win",
+                               f"rename it; taken: {', '.join(sorted(core_commands))}")
+    factory_module = spec.factory.partition(":")[0]
+    if factory_module == plugin_module:
+        raise ConformanceError(where, f"the command lives in the entry-point module {plugin_module}",
+                               "move it into its own module (e.g. cli.py) and name it there: factory='pkg.cli:command'")
+    loaded = modules_after_import(plugin_module)
+    for heavy in (factory_module, "torch"):
+        if heavy in loaded:
+            raise ConformanceError(where, f"importing the entry-point module {plugin_module} imports {heavy}",
+                                   "keep plugin.py free of the command's module so `molplat --help` stays fast")
+    try:
+        command = spec.load()
+    except Exception as exc:
+        raise ConformanceError(where, f"the factory {spec.factory} cannot be imported: {type(exc).__name__}: {exc}",
+                               "fix the import path 'package.module:command' or the module's imports") from None
+    if not isinstance(command, click.Command):
+        raise ConformanceError(where, f"the factory {spec.factory} is a {type(command).__name__}, not a click command",
+                               "decorate the function with @click.command() and name that object")
