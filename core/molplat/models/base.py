@@ -21,9 +21,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class ModelOutput(TypedDict):
+    """What ``forward`` returns; explainers read the two embeddings (see docs/contracts.md).
+
+    ``atom_embedding``: every valid atom's final learned features, in batch order.
+    ``graph_embedding``: each structure's learned representation at the second-to-last
+    layer, the input of the output network: the pooled vector that network reads or, for
+    a model that pools after an atom-wise output network (SchNet), the invariant atom
+    features entering that network, pooled the same way (sum or mean). One row per
+    structure, depending on that structure alone, invariant under rotation, translation
+    and reordering of its atoms (UMAP maps and ROGI are computed from it).
+    """
+
     y: torch.Tensor  # [G, n_outputs], per structure
     atom_embedding: torch.Tensor  # [N, F], valid atoms in batch order
-    graph_embedding: torch.Tensor  # [G, F]
+    graph_embedding: torch.Tensor  # [G, F], the second-to-last layer, one row per structure
     atom_y: NotRequired[torch.Tensor]  # [N, n_atom_outputs], per-atom targets, valid atoms in batch order
 
 
@@ -42,9 +53,18 @@ class AtomisticModel(nn.Module):
 
     Models with an element embedding set ``max_atomic_number``; the core then refuses
     structures with heavier elements with a message instead of an index error.
+
+    ``embedding_layer`` names (as ``get_submodule`` reads it: ``"embedding"``,
+    ``"encoder.atoms"``) the submodule that embeds each atom's input, usually the
+    ``nn.Embedding`` of atomic numbers: called once per forward, its output has one row
+    per atom of the batch (``[N, F]``; in a padded layout ``[G, N_max, F]``, whose valid
+    rows ``batch.flat_atoms`` picks) and ``y`` depends on it. Explainers attribute
+    through it (Captum's layer methods); :meth:`atom_embedding_module` returns it.
     """
 
     accepts: ClassVar[tuple[str, ...]] = ()
+    #: dotted name of the per-atom input embedding (every model must set it)
+    embedding_layer: ClassVar[str] = ""
 
     def __init__(self, n_outputs: int = 1) -> None:
         super().__init__()
@@ -52,6 +72,28 @@ class AtomisticModel(nn.Module):
 
     def forward(self, batch) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def atom_embedding_module(self) -> nn.Module:
+        """The per-atom embedding layer that ``embedding_layer`` names."""
+        return atom_embedding_module(self)
+
+
+def atom_embedding_module(model: nn.Module) -> nn.Module:
+    """The submodule a model's ``embedding_layer`` names, for any ``nn.Module`` that declares one.
+
+    Raises ``ValueError`` (saying what to declare) when the name is missing or names nothing.
+    """
+    name = getattr(model, "embedding_layer", "")
+    kind = type(model).__name__
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model {kind} declares no embedding_layer; set the class attribute embedding_layer to the "
+                         f"name of its per-atom input embedding (usually 'embedding', its nn.Embedding)")
+    try:
+        module = model.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"model {kind} names embedding_layer {name!r}, but it has no such submodule; name one of "
+                         f"{[n for n, _ in model.named_children()]}") from None
+    return module
 
 
 def factory_arguments(factory: Callable[..., Any]) -> set[str]:
