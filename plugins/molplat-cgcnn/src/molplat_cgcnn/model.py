@@ -113,6 +113,7 @@ class CGCNN(AtomisticModel):
     """Crystal graph convolutional neural network; see the module docstring."""
 
     accepts = ("adjacency_list", "adjacency_matrix")
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, atom_features: int = 64, num_convs: int = 3,
                  num_gaussians: int = 40, cutoff: float = 6.0, hidden: int = 128,

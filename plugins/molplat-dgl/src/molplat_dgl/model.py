@@ -107,6 +107,7 @@ class EGNNDGL(AtomisticModel):
     """E(n)-GNN with DGL message passing, on ``dgl_graph`` or ``adjacency_list`` batches."""
 
     accepts = ("dgl_graph", "adjacency_list")
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 64, num_layers: int = 4, num_radial: int = 16,
                  cutoff: float = 5.0, update_coords: bool = True, attention: bool = False, readout: str = "sum",

@@ -111,6 +111,7 @@ class EGNN(AtomisticModel):
     """E(n)-GNN on the ``adjacency_list`` representation (molecules and periodic crystals)."""
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 64, num_layers: int = 4, num_radial: int = 16,
                  cutoff: float = 5.0, update_coords: bool = True, attention: bool = False, readout: str = "sum",

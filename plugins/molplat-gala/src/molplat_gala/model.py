@@ -153,6 +153,7 @@ class Gala(AtomisticModel):
     """
 
     accepts = ("point_cloud",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 32, num_layers: int = 2, rank: int = 2,
                  dilation: float = 2.0, cutoff: float = 0.0, readout: str = "auto", max_atomic_number: int = 100,
@@ -311,10 +312,11 @@ class Gala(AtomisticModel):
         counts = batch["natoms"].to(h.dtype).clamp_min(1).unsqueeze(-1)
         y = per_atom.sum(1)
         y = torch.where(self.averaged, y / counts, y)
-        pooled_h = (h * atom_mask).sum(1)
+        # the second-to-last layer: the invariant features the output network reads, pooled
+        pooled = (features * atom_mask).sum(1)
         if self.readout != "sum":
-            pooled_h = pooled_h / counts
-        out = ModelOutput(y=y, atom_embedding=batch.flat_atoms(h), graph_embedding=pooled_h)
+            pooled = pooled / counts
+        out = ModelOutput(y=y, atom_embedding=batch.flat_atoms(h), graph_embedding=pooled)
         out["atom_vectors"] = batch.flat_atoms(vectors)  # type: ignore[typeddict-unknown-key]
         if self.atom_output is not None:
             out["atom_y"] = batch.flat_atoms(self.atom_output(features))

@@ -215,6 +215,7 @@ class MEGNet(AtomisticModel):
     see the module docstring."""
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, atom_features: int = 16, hidden_channels: int = 64,
                  block_channels: int = 32, set2set_channels: int = 16, num_blocks: int = 3,

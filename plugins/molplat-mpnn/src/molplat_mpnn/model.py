@@ -118,6 +118,7 @@ class _MessagePassingModel(AtomisticModel):
     """
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int, hidden_channels: int, num_steps: int, num_gaussians: int, cutoff: float,
                  set2set_steps: int, readout: str, max_atomic_number: int, n_atom_outputs: int) -> None:

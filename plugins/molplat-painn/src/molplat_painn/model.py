@@ -168,6 +168,7 @@ class PaiNN(AtomisticModel):
     """
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 128, num_interactions: int = 3,
                  num_radial: int = 20, cutoff: float = 5.0, readout: str = "sum", output_head: str = "mlp",

@@ -194,6 +194,7 @@ class PhysNet(AtomisticModel):
     """
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 128, num_rbf: int = 64, num_modules: int = 5,
                  num_residual_interaction: int = 3, num_residual_atomic: int = 2, num_residual_output: int = 1,

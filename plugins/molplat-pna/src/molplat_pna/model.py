@@ -222,6 +222,7 @@ class PNA(AtomisticModel):
     """
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 64, num_layers: int = 3, num_radial: int = 16,
                  cutoff: float = 5.0, aggregators: Sequence[str] = ("mean", "min", "max", "std"),

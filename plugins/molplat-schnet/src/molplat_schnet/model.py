@@ -127,6 +127,7 @@ class SchNet(AtomisticModel):
     """
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 64, num_filters: int = 64,
                  num_interactions: int = 3, num_gaussians: int = 50, cutoff: float = 5.0,

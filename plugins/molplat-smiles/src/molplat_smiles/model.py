@@ -49,6 +49,7 @@ class GINE(AtomisticModel):
     """GINE on bonds; graph-level properties from a mean (or sum) of the atom states."""
 
     accepts = ("molecular_graph",)
+    embedding_layer = "atoms"
     max_atomic_number = ATOM_VOCAB[0] - 1
 
     def __init__(self, hidden_channels: int = 64, num_layers: int = 3, readout: str = "mean",

@@ -222,6 +222,7 @@ class EquivariantTransformer(AtomisticModel):
     """
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 128, num_layers: int = 6, num_heads: int = 8,
                  num_rbf: int = 32, trainable_rbf: bool = False, cutoff: float = 5.0, readout: str = "sum",
