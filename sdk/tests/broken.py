@@ -140,6 +140,60 @@ class AtomYPerStructure(ToyPairModel):
         return out
 
 
+class DeclaresNoEmbeddingLayer(_Base):
+    embedding_layer = ""
+
+
+class NamesAMissingEmbeddingLayer(_Base):
+    embedding_layer = "atom_types"
+
+
+class NamesAnEdgeLayer(_Base):
+    """Names the distance filter: one row per edge, not per atom."""
+
+    embedding_layer = "filter"
+
+
+class NamesASideBranch(_Base):
+    """Names a per-atom layer whose output only decorates atom_embedding: y never reads it."""
+
+    embedding_layer = "side"
+
+    def __init__(self, n_outputs: int = 1, cutoff: float = 4.0) -> None:
+        super().__init__(n_outputs, cutoff)
+        self.side = nn.Embedding(101, 8)
+
+    def forward(self, batch) -> ModelOutput:
+        out = super().forward(batch)
+        return ModelOutput(y=out["y"], atom_embedding=out["atom_embedding"] + self.side(batch.numbers),
+                           graph_embedding=out["graph_embedding"])
+
+
+class GraphEmbeddingOfTheBatch(_Base):
+    """graph_embedding adds the batch's mean: a structure's row depends on its neighbours in the batch."""
+
+    def forward(self, batch) -> ModelOutput:
+        out = super().forward(batch)
+        g = out["graph_embedding"]
+        return ModelOutput(y=out["y"], atom_embedding=out["atom_embedding"], graph_embedding=g + g.mean(0))
+
+
+class GraphEmbeddingFromAbsoluteZ(_Base):
+    def forward(self, batch) -> ModelOutput:
+        out = super().forward(batch)
+        z = torch.zeros_like(out["graph_embedding"][:, :1]).index_add(0, batch.atom_graph_index(),
+                                                                        batch.positions[:, 2:3])
+        return ModelOutput(y=out["y"], atom_embedding=out["atom_embedding"],
+                           graph_embedding=torch.cat([out["graph_embedding"], z], dim=1))
+
+
+class ConstantGraphEmbedding(_Base):
+    def forward(self, batch) -> ModelOutput:
+        out = super().forward(batch)
+        return ModelOutput(y=out["y"], atom_embedding=out["atom_embedding"],
+                           graph_embedding=torch.ones_like(out["graph_embedding"]))
+
+
 class NaNTargets(ToyEMTDataset):
     def get(self, index: int) -> Structure:
         s = super().get(index)

@@ -38,6 +38,8 @@ def run_all_model_checks(c: model.ModelCase) -> None:
     model.check_cutoff_continuity(c)
     model.check_train_mode_independence(c, structures)
     model.check_state_dict_round_trip(c, structures)
+    model.check_embedding_layer(c, structures)
+    model.check_graph_embedding(c, structures, np.random.default_rng(2))
 
 
 def test_a_sound_model_passes(molplat_manager):
@@ -66,6 +68,36 @@ def test_a_broken_model_is_caught_with_a_fix(molplat_manager, factory, message):
     with pytest.raises(ConformanceError, match=message) as caught:
         run_all_model_checks(case(factory, molplat_manager))
     assert "fix:" in str(caught.value) and "subject" in str(caught.value)
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("broken:DeclaresNoEmbeddingLayer", "declares no embedding_layer"),
+    ("broken:NamesAMissingEmbeddingLayer", "names embedding_layer 'atom_types', but it has no such submodule"),
+    ("broken:NamesAnEdgeLayer", "embedding_layer 'filter' returns \\[\\d+, 8\\] .* expected \\[27, F\\]"),
+    ("broken:NamesASideBranch", "changing the output of embedding_layer 'side' leaves y of .* unchanged"),
+])
+def test_a_model_without_a_usable_embedding_layer_is_caught(molplat_manager, factory, message):
+    with pytest.raises(ConformanceError, match=message) as caught:
+        model.check_embedding_layer(case(factory, molplat_manager), tiny_structures())
+    assert "fix:" in str(caught.value)
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("broken:GraphEmbeddingOfTheBatch", "graph_embedding depends on the others in its batch"),
+    ("broken:GraphEmbeddingFromAbsoluteZ", "graph_embedding changes under a rotation"),
+    ("broken:ConstantGraphEmbedding", "graph_embedding is the same for all"),
+])
+def test_a_graph_embedding_that_is_not_per_structure_is_caught(molplat_manager, factory, message):
+    with pytest.raises(ConformanceError, match=message) as caught:
+        model.check_graph_embedding(case(factory, molplat_manager), tiny_structures(), np.random.default_rng(2))
+    assert "fix:" in str(caught.value)
+
+
+def test_the_embedding_layer_is_found_by_name(molplat_manager):
+    from molplat.models import atom_embedding_module
+
+    built = case("broken:_Base", molplat_manager).build()
+    assert built.atom_embedding_module() is built.embedding is atom_embedding_module(built)
 
 
 def test_batch_norm_passes_in_eval_mode_and_fails_only_in_training_mode(molplat_manager):

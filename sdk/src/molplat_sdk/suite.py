@@ -104,6 +104,14 @@ class PluginConformance:
     def test_model_is_invariant(self, model_case: model.ModelCase, tiny_structures: list) -> None:
         model.check_invariance(model_case, tiny_structures, np.random.default_rng(0))
 
+    @applies_to("model")
+    def test_model_names_its_atom_embedding_layer(self, model_case: model.ModelCase, tiny_structures: list) -> None:
+        model.check_embedding_layer(model_case, tiny_structures)
+
+    @applies_to("model")
+    def test_model_graph_embedding_is_per_structure(self, model_case: model.ModelCase, tiny_structures: list) -> None:
+        model.check_graph_embedding(model_case, tiny_structures, np.random.default_rng(2))
+
     @applies_to("model", when=_predicts_forces)
     def test_model_forces(self, model_case: model.ModelCase, tiny_structures: list) -> None:
         model.check_forces(model_case, tiny_structures, np.random.default_rng(1))

@@ -68,6 +68,7 @@ class ToyPairModel(AtomisticModel):
     (and, with ``n_atom_outputs``, a second per-atom MLP for per-atom targets)."""
 
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs: int = 1, hidden_channels: int = 16, num_rbf: int = 16, cutoff: float = 4.0,
                  max_atomic_number: int = 100, n_atom_outputs: int = 0) -> None:

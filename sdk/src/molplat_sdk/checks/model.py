@@ -380,3 +380,81 @@ def check_state_dict_round_trip(case: ModelCase, structures: list[Structure]) ->
     if not torch.equal(before, after):
         raise ConformanceError(case.where, "a fresh model loaded with the saved state_dict predicts differently",
                                "keep all state in parameters and registered buffers (register_buffer), not attributes")
+
+
+def check_embedding_layer(case: ModelCase, structures: list[Structure]) -> None:
+    """The model names its per-atom input embedding (``embedding_layer``), as explainers need it: a
+    submodule called once per forward, whose output has one row per atom and moves ``y`` when it moves."""
+    from molplat.models import atom_embedding_module
+
+    model = case.build().eval().double()
+    fix = ("set the class attribute embedding_layer to the name of the model's per-atom input embedding "
+           "(e.g. embedding_layer = \"embedding\" for self.embedding = nn.Embedding(...))")
+    try:
+        layer = atom_embedding_module(model)
+    except ValueError as exc:
+        raise ConformanceError(case.where, str(exc), fix) from None
+    name = model.embedding_layer
+    n_atoms = sum(len(s) for s in structures)
+    seen: list[Any] = []
+
+    def record(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        seen.append(output)
+
+    batch = case.batch(structures, torch.float64)
+    handle = layer.register_forward_hook(record)
+    try:
+        with torch.no_grad():
+            reference = model(batch)["y"]
+    finally:
+        handle.remove()
+    if len(seen) != 1:
+        raise ConformanceError(case.where, f"embedding_layer {name!r} ran {len(seen)} times in one forward",
+                               "name a layer the forward calls exactly once, on every atom of the batch")
+    output = seen[0]
+    rows = batch.flat_atoms(output) if isinstance(output, torch.Tensor) and output.dim() >= 2 else output
+    if not isinstance(rows, torch.Tensor) or rows.dim() != 2 or rows.shape[0] != n_atoms:
+        shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ConformanceError(case.where, f"embedding_layer {name!r} returns {shape} for {len(structures)} "
+                               f"structures of {n_atoms} atoms, expected [{n_atoms}, F] (or a padded layout "
+                               "that batch.flat_atoms turns into it)",
+                               "name the layer that embeds each atom (one row per atom of the batch, in batch order)")
+    noise = torch.from_numpy(np.random.default_rng(0).normal(size=tuple(output.shape))).to(output.dtype)
+    handle = layer.register_forward_hook(lambda module, inputs, out: out + 0.5 * noise)
+    try:
+        with torch.no_grad():
+            moved = model(batch)["y"]
+    finally:
+        handle.remove()
+    change = (moved - reference).abs().amax(dim=1)
+    still = [s.id for s, c in zip(structures, change) if not float(c) > TOLERANCE * max(1.0, float(reference.abs().max()))]
+    if still:
+        raise ConformanceError(case.where, f"changing the output of embedding_layer {name!r} leaves y of {still} "
+                               "unchanged", "name the per-atom embedding that y is computed from, not a side branch")
+
+
+def check_graph_embedding(case: ModelCase, structures: list[Structure], rng: np.random.Generator) -> None:
+    """``graph_embedding`` (the second-to-last layer, one row per structure) belongs to its structure alone:
+    the same in any batch, unchanged by rotation, translation and reordering, and different for different
+    structures, so maps and roughness computed from it describe the structures."""
+    model = case.build().eval()
+    usable = [s for s in structures if case.periodic_ok or not s.periodic]
+    with torch.no_grad():
+        together = case.run(model, usable)["graph_embedding"]
+        alone = torch.cat([case.run(model, [s])["graph_embedding"] for s in usable])
+        _assert_close(case, together, alone, "a structure's graph_embedding depends on the others in its batch",
+                      "pool per structure (index_add over batch.atom_graph_index())")
+        rotation = random_rotation(rng)
+        moved = [s.transformed(rotation=rotation, translation=rng.normal(scale=3.0, size=3)) for s in usable]
+        _assert_close(case, case.run(model, moved)["graph_embedding"], together,
+                      "graph_embedding changes under a rotation and translation",
+                      "return the pooled invariant (scalar) features as graph_embedding, not vectors or positions")
+        order = [rng.permutation(len(s)) for s in usable]
+        reordered = [s.transformed(permutation=p) for s, p in zip(usable, order)]
+        _assert_close(case, case.run(model, reordered)["graph_embedding"], together,
+                      "graph_embedding changes when the atoms are reordered", "pool the atoms with a sum or mean")
+    rows = together.double()
+    distinct = {tuple(np.round(row.numpy(), 9)) for row in rows}
+    if len(usable) > 1 and len(distinct) == 1:
+        raise ConformanceError(case.where, f"graph_embedding is the same for all {len(usable)} different structures",
+                               "return the learned per-structure features that the output layer reads")
