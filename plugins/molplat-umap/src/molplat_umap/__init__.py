@@ -1,0 +1,1 @@
+"""UMAP maps of the per-structure embeddings of a trained molplat model."""
