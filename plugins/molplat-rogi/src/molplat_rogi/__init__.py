@@ -1,0 +1,1 @@
+"""The roughness index (ROGI) of a property landscape, on learned embeddings and on input descriptors."""
