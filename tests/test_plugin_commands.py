@@ -96,3 +96,8 @@ def test_a_malformed_command_spec_is_refused(kwargs, problem):
         CommandSpec(**kwargs)
 
 
+
+
+def test_shell_completion_offers_plugin_commands(plugin_site, molplat_cli):
+    env = {"_MOLPLAT_COMPLETE": "bash_complete", "COMP_WORDS": "molplat hel", "COMP_CWORD": "1"}
+    assert molplat_cli(site=plugin_site, **env).stdout.split() == ["plain,hello"]
