@@ -117,6 +117,10 @@ class PluginConformance:
         model.check_forces(model_case, tiny_structures, np.random.default_rng(1))
 
     @applies_to("model", when=_predicts_energy)
+    def test_model_drives_the_ase_calculator(self, model_case: model.ModelCase, tiny_structures: list) -> None:
+        model.check_calculator(model_case, tiny_structures, np.random.default_rng(2))
+
+    @applies_to("model", when=_predicts_energy)
     def test_model_energy_is_continuous_at_the_cutoff(self, model_case: model.ModelCase) -> None:
         reason = model.cutoff_skip_reason(model_case)
         if reason:

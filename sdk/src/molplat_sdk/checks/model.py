@@ -458,3 +458,62 @@ def check_graph_embedding(case: ModelCase, structures: list[Structure], rng: np.
     if len(usable) > 1 and len(distinct) == 1:
         raise ConformanceError(case.where, f"graph_embedding is the same for all {len(usable)} different structures",
                                "return the learned per-structure features that the output layer reads")
+
+
+#: how the calculator check moves the atoms between calls: displacements (Å) below and above skin / 2
+CALCULATOR_SKIN = 0.4
+CALCULATOR_MOVES = (0.05, 0.05, 0.3, 0.05)
+
+
+def check_calculator(case: ModelCase, structures: list[Structure], rng: np.random.Generator) -> None:
+    """The core's ASE calculator, which reuses the model input and a neighbour list with a skin
+    between steps, gives this model's energy and forces of a full rebuild at every step, and
+    its stress is the strain derivative of the energy (checked numerically on two components)."""
+    import warnings
+
+    from molplat.predict import TrainedModel
+    from molplat.training import AtomisticTask
+
+    model = case.build().eval().double()
+    structure = next((s for s in structures if s.periodic), structures[0]) if case.periodic_ok else \
+        next(s for s in structures if not s.periodic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "not trained on forces": the check wants the gradient anyway
+        trained = TrainedModel(AtomisticTask(model, case.heads), case.representation, ".")
+        calculator = trained.calculator(dtype="float64", skin=CALCULATOR_SKIN)
+    atoms = structure.to_atoms()
+    for step, size in enumerate(CALCULATOR_MOVES):
+        atoms.positions += rng.normal(scale=size / 2, size=atoms.positions.shape)
+        try:
+            energy, forces = calculator.get_potential_energy(atoms), calculator.get_forces(atoms)
+        except Exception as exc:
+            raise ConformanceError(case.where, f"the ASE calculator fails at step {step}: {type(exc).__name__}: {exc}",
+                                   "read only the batch fields the representation collates (molplat.calculator "
+                                   "updates positions, edge_index, edge_shift and cell_offsets in place)") from None
+        moved = Structure(atoms.numbers, atoms.positions, structure.cell, structure.pbc, id=structure.id)
+        want_energy, want_forces, _ = _energy_and_forces(case, model, [moved])
+        _assert_close(case, torch.tensor([energy, *forces.reshape(-1)]),
+                      torch.cat([want_energy[:1], want_forces.reshape(-1)]),
+                      f"{structure.id}: the calculator's energy and forces at step {step} differ from a full rebuild",
+                      "compute everything from the batch the calculator hands over; cache nothing between calls")
+    if not structure.periodic or case.rep_name not in ("adjacency_list", "adjacency_matrix", "point_cloud"):
+        return
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    stress = voigt_6_to_full_3x3_stress(calculator.get_stress(atoms))
+    h, volume = 1e-5, abs(float(np.linalg.det(atoms.cell.array)))
+    for a, b in ((0, 0), (0, 1)):
+        energies = []
+        for sign in (1, -1):
+            strain = np.zeros((3, 3))
+            strain[a, b] += sign * h / 2
+            strain[b, a] += sign * h / 2
+            strained = atoms.copy()
+            strained.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
+            energies.append(calculator.get_potential_energy(strained))
+        numeric = (energies[0] - energies[1]) / (2 * h) / volume
+        if abs(stress[a, b] - numeric) > 1e-5 * max(1e-2, abs(numeric)):
+            raise ConformanceError(
+                case.where, f"{structure.id}: stress[{a}, {b}] is {stress[a, b]:.6g} eV/Å³ but the strain derivative of "
+                f"the energy over the volume is {numeric:.6g}",
+                "compute periodic shifts from batch.cell (or the representation's shift fields), not a cached cell")
