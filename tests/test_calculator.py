@@ -310,3 +310,18 @@ def test_elements_beyond_the_embedding_are_refused(tmp_path):
     atoms.calc = model.calculator()
     with pytest.raises(ValidationError, match="beyond the 100 elements"):
         atoms.get_potential_energy()
+
+
+def test_calculate_called_directly_keeps_the_atoms_it_computed(tmp_path):
+    model = toy_model(tmp_path)
+    atoms = copper_cell()
+    calc = model.calculator(dtype="float64")
+    calc.calculate(atoms, ["energy", "forces"])
+    energy, forces = full_rebuild(model, atoms)
+    assert calc.results["energy"] == pytest.approx(energy, rel=1e-12)
+    assert calc.atoms is not atoms and calc.check_state(atoms) == []
+    atoms.positions[0] += 0.01
+    assert calc.check_state(atoms) == ["positions"]
+    calc.calculate(atoms, ["energy", "forces"])
+    np.testing.assert_allclose(calc.results["forces"], full_rebuild(model, atoms)[1], atol=1e-12)
+    assert calc.check_state(atoms) == []

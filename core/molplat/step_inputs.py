@@ -126,6 +126,7 @@ class VerletListInput:
         self._pbc: np.ndarray | None = None
         self._cell: np.ndarray | None = None
         self._built_at: np.ndarray | None = None
+        self._kept: np.ndarray | None = None
 
     # -- the list ------------------------------------------------------------------------------
     def needs_build(self, atoms: Any) -> bool:
@@ -148,11 +149,13 @@ class VerletListInput:
         self._built_at = atoms.positions.copy()
         self._edge_index = template["edge_index"]
         self._offsets = template["cell_offsets"]
-        self._shift64 = template["edge_shift"]  # float64, offsets @ cell
-        self._shift = self._shift64.to(self.dtype)
+        self._i, self._j = self._edge_index.numpy()
+        self._offset_array = self._offsets.numpy()
+        self._shift_array = template["edge_shift"].numpy()  # float64, offsets @ cell
+        self._shift = template["edge_shift"].to(self.dtype)
         self._offsets_float = self._offsets.to(self.dtype)
         self._cell_tensor = template["cell"].to(self.dtype)
-        self._positions64 = torch.from_numpy(self._built_at.copy())
+        self._kept: np.ndarray | None = None
         self._batch = Batch({key: template[key] for key in ("numbers", "batch", "natoms", "num_graphs", "pbc")})
         self._batch["y"] = torch.full((1, self.heads.n_graph), float("nan"), dtype=torch.float64)
         if self.heads.n_atom:
@@ -163,12 +166,10 @@ class VerletListInput:
     def step(self, atoms: Any, strain: bool = False) -> StepBatch:
         if self.needs_build(atoms):
             self.build(atoms)
-        self._positions64.copy_(torch.from_numpy(atoms.positions))
-        keep = self._pairs_within_cutoff()
-        positions = self._positions64.to(self.dtype, copy=True).requires_grad_(True)  # the buffer stays ours
+        edges = self._edges_within_cutoff(atoms.positions)
+        positions = torch.from_numpy(atoms.positions).to(self.dtype, copy=True).requires_grad_(True)
         batch = Batch(self._batch)
-        batch["edge_index"] = self._edge_index.index_select(1, keep)
-        batch["cell_offsets"] = self._offsets.index_select(0, keep)
+        batch["edge_index"], batch["cell_offsets"], shift, offsets = edges
         leaf = None
         if strain:
             leaf = _strain_leaf(self.dtype)
@@ -176,30 +177,32 @@ class VerletListInput:
             cell = self._cell_tensor @ deformation
             batch["positions"] = positions @ deformation
             batch["cell"] = cell
-            batch["edge_shift"] = self._offsets_float.index_select(0, keep) @ cell[0]
+            batch["edge_shift"] = offsets @ cell[0]
         else:
             batch["positions"] = positions
             batch["cell"] = self._cell_tensor
-            batch["edge_shift"] = self._shift.index_select(0, keep)
+            batch["edge_shift"] = shift
         return StepBatch(batch, positions, leaf)
 
-    def _pairs_within_cutoff(self) -> torch.Tensor:
-        """Indices of the candidate pairs a fresh search would find now (float64 distances)."""
-        i, j = self._edge_index
-        vectors = self._positions64.index_select(0, j) - self._positions64.index_select(0, i) + self._shift64
-        distances = torch.linalg.vector_norm(vectors, dim=1)
-        keep = torch.nonzero(distances < self.cutoff).reshape(-1)
-        if self.max_neighbors is None:
-            return keep
-        return self._nearest(keep, distances)
+    def _edges_within_cutoff(self, positions: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """edge_index, cell_offsets, edge_shift and float offsets of the candidate pairs a fresh search
+        would find now (float64 distances); the tensors of the last step when the pairs are the same."""
+        vectors = positions[self._j] - positions[self._i] + self._shift_array
+        squared = np.einsum("ij,ij->i", vectors, vectors)
+        keep = np.flatnonzero(squared < self.cutoff ** 2)
+        if self.max_neighbors is not None:
+            keep = self._nearest(keep, np.sqrt(squared[keep]))
+        if self._kept is None or not np.array_equal(keep, self._kept):
+            index = torch.from_numpy(keep)
+            self._kept = keep
+            self._edges = (self._edge_index.index_select(1, index), self._offsets.index_select(0, index),
+                           self._shift.index_select(0, index), self._offsets_float.index_select(0, index))
+        return self._edges
 
-    def _nearest(self, keep: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    def _nearest(self, keep: np.ndarray, distances: np.ndarray) -> np.ndarray:
         """The ``max_neighbors`` nearest of each centre, ties broken as ``radius_neighbors`` breaks them."""
-        index = keep.numpy()
-        i, j = self._edge_index[:, keep].numpy()
-        shifts = self._offsets[keep].numpy()
-        d = distances[keep].numpy()
-        order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, d, i))
+        i, j, shifts = self._i[keep], self._j[keep], self._offset_array[keep]
+        order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, distances, i))
         centres = i[order]
         rank = np.arange(len(order)) - np.searchsorted(centres, centres, side="left")
-        return torch.from_numpy(np.sort(index[order[rank < self.max_neighbors]]))
+        return np.sort(keep[order[rank < self.max_neighbors]])
