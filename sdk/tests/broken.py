@@ -343,3 +343,13 @@ class ExplainerReturningADict:
 class ExplainerListingAMissingFile:
     def run(self, context):
         return Explanation(metrics={"mean": 1.0}, files=["explain/nowhere.png"])
+
+
+
+class DetachesTheShifts(_Base):
+    """Periodic shifts cut off from autograd: forces are right, the stress (strain derivative) is not."""
+
+    def forward(self, batch) -> ModelOutput:
+        batch = Batch(batch)
+        batch["edge_shift"] = batch["edge_shift"].detach()
+        return super().forward(batch)

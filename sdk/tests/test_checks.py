@@ -40,6 +40,7 @@ def run_all_model_checks(c: model.ModelCase) -> None:
     model.check_state_dict_round_trip(c, structures)
     model.check_embedding_layer(c, structures)
     model.check_graph_embedding(c, structures, np.random.default_rng(2))
+    model.check_calculator(c, structures, np.random.default_rng(2))
 
 
 def test_a_sound_model_passes(molplat_manager):
@@ -50,6 +51,12 @@ def test_a_sound_model_with_a_per_atom_head_passes(molplat_manager):
     c = case("molplat_sdk.toy_components:ToyPairModel", molplat_manager, ATOM_OUTPUTS)
     assert c.heads.n_graph == model.N_OUTPUTS and c.heads.n_atom == 1
     run_all_model_checks(c)
+
+
+def test_a_model_whose_stress_is_not_the_strain_derivative_fails_the_calculator_check(molplat_manager):
+    with pytest.raises(ConformanceError, match="stress.* but the strain derivative of the energy"):
+        model.check_calculator(case("broken:DetachesTheShifts", molplat_manager), tiny_structures(),
+                               np.random.default_rng(2))
 
 
 @pytest.mark.parametrize("factory, message", [

@@ -474,7 +474,10 @@ def check_calculator(case: ModelCase, structures: list[Structure], rng: np.rando
     from molplat.predict import TrainedModel
     from molplat.training import AtomisticTask
 
-    model = case.build().eval().double()
+    import copy
+
+    pristine = case.build().eval().double()
+    model = copy.deepcopy(pristine)  # the calculator's; every reference below gets a fresh copy
     structure = next((s for s in structures if s.periodic), structures[0]) if case.periodic_ok else \
         next(s for s in structures if not s.periodic)
     with warnings.catch_warnings():
@@ -491,7 +494,7 @@ def check_calculator(case: ModelCase, structures: list[Structure], rng: np.rando
                                    "read only the batch fields the representation collates (molplat.calculator "
                                    "updates positions, edge_index, edge_shift and cell_offsets in place)") from None
         moved = Structure(atoms.numbers, atoms.positions, structure.cell, structure.pbc, id=structure.id)
-        want_energy, want_forces, _ = _energy_and_forces(case, model, [moved])
+        want_energy, want_forces, _ = _energy_and_forces(case, copy.deepcopy(pristine), [moved])
         _assert_close(case, torch.tensor([energy, *forces.reshape(-1)]),
                       torch.cat([want_energy[:1], want_forces.reshape(-1)]),
                       f"{structure.id}: the calculator's energy and forces at step {step} differ from a full rebuild",
