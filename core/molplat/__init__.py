@@ -39,6 +39,7 @@ PUBLIC_MODULES: tuple[str, ...] = (
     "molplat.training",
     "molplat.rundir",
     "molplat.results",
+    "molplat.search_space",
     "molplat.predict",
     "molplat.calculator",
     "molplat.ensemble",

@@ -8,7 +8,7 @@ directory so a run directory can be moved.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from molplat.pipeline.config import Pipeline
     from molplat.predict import TrainedModel
+    from molplat.search_space import Dimension
     from molplat.structure import Structure
 
 
@@ -23,17 +24,49 @@ if TYPE_CHECKING:  # pragma: no cover
 class RunContext:
     """What the optional stages (search, explain, simulate) receive.
 
-    ``pipeline``: the validated pipeline (``pipeline.variant(...)`` makes trials);
-    ``run_dir``: where the run lives; ``model``: the trained model (``predict``,
-    ``calculator()``, ``heads``); ``splits``: train/val/test sequences of Structures,
-    read on access; ``summary``: the metrics so far.
+    ``pipeline``: the validated pipeline; ``run_dir``: where the run lives; ``model``: the
+    trained model (``predict``, ``calculator()``, ``heads``), or None for a searcher, which
+    runs before the run's model is trained; ``splits``: train/val/test sequences of
+    Structures, read on access; ``summary``: the metrics so far (``summary["data"]`` for a
+    searcher). A searcher scores configurations with :meth:`run_trial` (or, in worker
+    processes, the picklable :meth:`trial_runner`) and reads its space with :meth:`search_space`.
     """
 
     pipeline: "Pipeline"
     run_dir: Path
-    model: "TrainedModel"
+    model: "TrainedModel | None"
     splits: dict[str, Sequence["Structure"]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    trials: Callable[[dict[str, Any], "str | Path"], dict[str, float]] | None = field(default=None, repr=False)
+
+    def trial_runner(self) -> Callable[[dict[str, Any], "str | Path"], dict[str, float]]:
+        """``runner(changes, directory) -> metrics``, picklable for process, Ray or MPI evaluators.
+
+        It trains ``pipeline.variant(changes)`` (changes as ``{"trainer.lr": 1e-3}``; every other
+        setting, the seed included, as in the pipeline) into ``directory``, a folder inside the run
+        directory such as ``trials/000``, on the data the run prepared once, and returns its
+        validation metrics by the names of ``molplat.search_space.metric_names`` plus ``seconds``.
+        """
+        if self.trials is None:
+            from molplat.pipeline.trials import TrialRunner
+
+            self.trials = TrialRunner(self.pipeline, self.run_dir)
+        return self.trials
+
+    def run_trial(self, changes: dict[str, Any], directory: str | Path) -> dict[str, float]:
+        """Train and score one configuration in this process (see :meth:`trial_runner`)."""
+        return self.trial_runner()(changes, directory)
+
+    def search_space(self, space: Any) -> list["Dimension"]:
+        """``space`` (a ``[search] space`` table) parsed and checked against this pipeline's components;
+        raises ValidationError listing every problem (the core already checked a pipeline's own space)."""
+        from molplat.errors import ValidationError
+        from molplat.pipeline.config import searched_dimensions
+
+        dimensions, problems = searched_dimensions(self.pipeline.components, space)
+        if problems:
+            raise ValidationError(problems, source=self.pipeline.source)
+        return dimensions
 
     def directory(self, stage: str, name: str) -> Path:
         """A folder of the run directory for one component's files, such as ``explain/saliency``."""
@@ -73,11 +106,15 @@ class StageResult:
 
 @dataclass
 class SearchResult(StageResult):
-    """``trials`` ranked best first, each ``{"settings": {...}, "objective": float, ...}``; lower is better."""
+    """``trials`` ranked best first, each ``{"settings": {...}, "objective": float, ...}``; lower is better
+    (a searcher that maximises a metric ranks by it and says so in ``objective``). ``best``: the first
+    trial's settings, ``{"table.key": value}``: the runner trains that configuration as the run's model."""
 
     trials: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)
     objective: str = "val_mae"
+    #: True when a larger objective is better (trials are then ranked largest first)
+    maximize: bool = False
 
 
 @dataclass

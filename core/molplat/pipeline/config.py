@@ -9,7 +9,7 @@ so a component that cannot load fails here, before any run directory exists.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from molplat.pipeline.checks import (LIST_TABLES, build_checks, cross_checks, du
 from molplat.pipeline.reading import check_settings, depth_problem, read_toml
 from molplat.pipeline.targets import declared_heads, heads_for, target_list, target_problems, target_tables
 from molplat.plugins import PluginManager, close_match, get_plugin_manager
+from molplat.search_space import Dimension, metric_names, parse_space
 from molplat.specs import ComponentSpec, Setting
 from molplat.structure import Target
 
@@ -76,6 +77,9 @@ CORE_TABLES: dict[str, tuple[Setting, ...]] = {
                 "core's own (molplat) or one a plugin provides (`molplat list-plugins --kind store_backend`)"),
     ),
 }
+#: the core's keys beside a component's own, by table
+COMMON_SETTINGS: dict[str, tuple[Setting, ...]] = {"dataset": DATASET_COMMON, "trainer": TRAINER_COMMON,
+                                                   "model": MODEL_COMMON}
 #: tables whose values may differ between a run and the pipeline that resumes it
 RESUMABLE_DIFFERENCES = ("output", "plugins", "data")
 
@@ -240,6 +244,8 @@ class Pipeline:
             problems += build_checks(components, explainers + simulators, heads, for_model)
         if not problems and not for_model:
             problems += init_problems(components["model"], model_common, heads)
+        if not for_model:
+            problems += search_problems(components, heads)
         if problems:
             raise ValidationError(problems, source=label)
         output = core["output"]
@@ -267,8 +273,7 @@ class Pipeline:
             spec = manager.get(kind, name, where=f"{where} name")
         except ValidationError as exc:
             return None, exc.problems
-        common = {"dataset": DATASET_COMMON, "trainer": TRAINER_COMMON, "model": MODEL_COMMON}
-        schema = spec.settings + common.get(table, ())
+        schema = spec.settings + COMMON_SETTINGS.get(table, ())
         settings = {k: v for k, v in entry.items() if k != "name"}
         check_paths = not (for_model and table == "dataset")
         resolved, problems = check_settings(where, settings, schema, f"{kind} {name!r}", base, check_paths)
@@ -291,6 +296,8 @@ class Pipeline:
 
         Searchers evaluate their trials with it; the ``[search]`` table is dropped so a
         trial does not search again. ``output.dir``/``output.name`` may be changed too.
+        An ``[[explain]]`` entry is addressed as ``explain.NAME.key`` (or ``explain.key``
+        when the pipeline has one explainer).
         """
         raw = {k: copy.deepcopy(v) for k, v in self.raw.items() if k not in drop}
         for key, value in changes.items():
@@ -298,8 +305,20 @@ class Pipeline:
             if not dot or not setting:
                 raise ValidationError(f"change {key!r} must look like 'table.setting', such as 'model.cutoff'",
                                       source=self.source)
-            raw.setdefault(table, {})[setting] = value
+            if table in LIST_TABLES:
+                _list_entry(raw, table, setting, key, self.source)[setting.rpartition(".")[2]] = value
+                continue
+            entry = raw.setdefault(table, {})
+            if not isinstance(entry, dict):
+                raise ValidationError(f"change {key!r}: [{table}] is not a table", source=self.source)
+            entry[setting] = value
         return Pipeline._validate(raw, self.source, self.output["name"], self.manager, self.base_dir)
+
+    # -- pickling: process evaluators receive pipelines; the plugin manager is rebuilt there --
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        extra = {p.name: p.module for p in self.manager.plugins if p.version == "in-process" and p.module}
+        return _unpickle_pipeline, (self.raw, self.source, self.output["name"], str(self.base_dir),
+                                    sorted(self.disabled), extra)
 
     # -- targets -------------------------------------------------------------------------
     @property
@@ -342,6 +361,87 @@ class Pipeline:
     def plugin_versions(self) -> dict[str, str]:
         used = {c.spec.plugin for c in list(self.components.values()) + self.explainers + self.simulators}
         return {p.name: p.version for p in self.manager.plugins if p.name in used}
+
+
+def searched_dimensions(components: dict[str, ComponentChoice], space: Any) -> tuple[list[Dimension], list[str]]:
+    """A search ``space`` parsed and checked against the schema of each key's component: every choice and
+    both ends of every range must be values that key accepts. A float key's integer ends become floats."""
+    dimensions, problems = parse_space(space)
+    checked: list[Dimension] = []
+    for dimension in dimensions:
+        where = f"[search] space {dimension.key}"
+        choice = components.get(dimension.table)
+        if choice is None:
+            problems.append(f"{where}: the pipeline has no [{dimension.table}] table to vary")
+            continue
+        schema = {s.name: s for s in choice.spec.settings + COMMON_SETTINGS.get(dimension.table, ())}
+        setting = schema.get(dimension.setting)
+        if setting is None:
+            problems.append(f"{where}: {dimension.setting!r} is not a key of {choice.spec.kind} "
+                            f"{choice.spec.name!r}{close_match(dimension.setting, list(schema))} "
+                            f"(keys: {', '.join(schema)})")
+            continue
+        found = [f"{where}: {value!r}: {problem}" for value in dimension.values_to_check()
+                 for problem in [setting.check(value)] if problem]
+        if dimension.choices is None and setting.type not in ("int", "float"):
+            found.append(f"{where}: a range needs a number key, and {dimension.setting!r} is {setting.type}; "
+                         f"list its choices instead")
+        problems += found
+        if not found and setting.type == "float" and dimension.integer:
+            dimension = replace(dimension, low=float(dimension.low), high=float(dimension.high))  # type: ignore[arg-type]
+        checked.append(dimension)
+    return checked, problems
+
+
+def search_problems(components: dict[str, ComponentChoice], heads: Heads | None) -> list[str]:
+    """A searcher's ``space`` and ``objective`` (when its spec declares them), checked before anything runs."""
+    search = components.get("search")
+    if search is None:
+        return []
+    problems = []
+    if search.spec.setting("space") is not None:
+        _, problems = searched_dimensions(components, search.settings.get("space"))
+    objective = search.settings.get("objective")
+    if search.spec.setting("objective") is not None and heads is not None and isinstance(objective, str):
+        names = metric_names(heads)
+        if objective not in names:
+            problems.append(f"[search] objective: {objective!r} is not a validation metric of this run"
+                            f"{close_match(objective, names)} (metrics: {', '.join(names)})")
+    return problems
+
+
+def _unpickle_pipeline(raw: dict[str, Any], source: str, name: str, base_dir: str, disabled: list[str],
+                       extra: dict[str, str]) -> Pipeline:
+    """A pickled pipeline validated again in this process, with this process's plugin manager
+    (and the same in-process plugin modules, such as the SDK's toys, imported by name)."""
+    if extra:
+        import importlib
+
+        manager = PluginManager(disabled, extra={k: importlib.import_module(m) for k, m in extra.items()})
+    else:
+        manager = get_plugin_manager(disabled)
+    return Pipeline._validate(copy.deepcopy(raw), source, name, manager, Path(base_dir))
+
+
+def _list_entry(raw: dict[str, Any], table: str, setting: str, key: str, source: str) -> dict[str, Any]:
+    """The ``[[table]]`` entry a change ``table.NAME.key`` (or ``table.key`` with one entry) addresses."""
+    entries = raw.get(table)
+    entries = [entries] if isinstance(entries, dict) else entries
+    if not isinstance(entries, list) or not entries:
+        raise ValidationError(f"change {key!r}: the pipeline has no [[{table}]] entry to change", source=source)
+    raw[table] = entries
+    name, dot, _ = setting.rpartition(".")
+    if not dot:
+        if len(entries) == 1 and isinstance(entries[0], dict):
+            return entries[0]
+        raise ValidationError(f"change {key!r}: the pipeline has {len(entries)} [[{table}]] entries; name one, as in "
+                              f"'{table}.NAME.{setting}'", source=source)
+    matches = [e for e in entries if isinstance(e, dict) and e.get("name") == name]
+    if len(matches) != 1:
+        names = ", ".join(str(e.get("name")) for e in entries if isinstance(e, dict))
+        raise ValidationError(f"change {key!r}: {'no' if not matches else 'more than one'} [[{table}]] entry is named "
+                              f"{name!r} (entries: {names})", source=source)
+    return matches[0]
 
 
 def init_problems(model: ComponentChoice, model_common: dict[str, Any], heads: Heads | None) -> list[str]:

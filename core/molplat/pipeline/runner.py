@@ -2,8 +2,9 @@
 
 Order: the trainer backend's processes start (``molplat.processes``; one process for
 most backends), the output folder is checked, the data stage runs (so invalid data leaves
-nothing behind), the run directory is created and locked, then train, evaluate and the
-optional stages. Plugins' event hooks run isolated (``molplat.plugins.RunEvents``).
+nothing behind), the run directory is created and locked, then the search (when there is
+one: its best configuration becomes ``best.toml`` and the run's model), train, evaluate,
+and explain and simulate once, on that model. Plugins' event hooks run isolated (``molplat.plugins.RunEvents``).
 In a run of several processes only rank 0 does all that; the other ranks prepare their
 data, open rank 0's run directory without locking or writing, train and return.
 """
@@ -21,9 +22,15 @@ from molplat.pipeline.config import RESUMABLE_DIFFERENCES, Pipeline
 from molplat.pipeline.prepare import PreparedData, prepare
 from molplat.processes import RunProcesses, RunRequest, processes_of
 from molplat.results import RunContext, StageResult, run_stage_component
-from molplat.rundir import DATA_FILE, LAST, SUMMARY_FILE, FitResult, RunDirectory, TrainingJob, read_checkpoint
+from molplat.files import atomic_write_text
+from molplat.rundir import (DATA_FILE, LAST, PIPELINE_FILE, SUMMARY_FILE, FitResult, RunDirectory, TrainingJob,
+                            read_checkpoint)
 
 Echo = Callable[[str], None]
+#: a search run's own pipeline (with [search]), kept for --resume: its pipeline.toml becomes the best configuration
+SEARCH_PIPELINE_FILE = "search.toml"
+#: the best configuration a search found, as a pipeline file `molplat run` takes
+BEST_PIPELINE_FILE = "best.toml"
 
 __all__ = ["RunContext", "run_pipeline", "run_stage_component"]
 
@@ -33,7 +40,8 @@ def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_resume(pipeline: Pipeline, run: RunDirectory) -> None:
-    stored = _comparable(run.read_pipeline())
+    searched = run.file(SEARCH_PIPELINE_FILE)  # a search run's pipeline.toml is its best configuration
+    stored = _comparable(_read_toml_file(searched) if searched.is_file() else run.read_pipeline())
     current = _comparable(pipeline.resolved())
     if stored != current:
         diffs = []
@@ -49,6 +57,16 @@ def _check_resume(pipeline: Pipeline, run: RunDirectory) -> None:
     last = run.checkpoint("last")
     if last.exists():
         read_checkpoint(last, resume="this run cannot continue from it; start a new run")
+
+
+def _read_toml_file(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValidationError(f"{path}: the run's pipeline cannot be read ({type(exc).__name__}); "
+                              f"the run directory is damaged") from None
 
 
 def check_output_dir(pipeline: Pipeline) -> None:
@@ -82,6 +100,11 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
     request = RunRequest(pipeline.raw, str(pipeline.base_dir), None if resume is None else str(resume),
                          pipeline.source)
     processes = processes_of(backend, request)
+    if "search" in pipeline.components and processes.world_size > 1:
+        processes.close()
+        raise ValidationError(f"[search] runs its trials from one process, and trainer "
+                              f"{pipeline.components['trainer'].spec.name!r} starts {processes.world_size}; search "
+                              f"with a one-process trainer, then train best.toml with this one", source=pipeline.source)
     try:
         if processes.rank != 0:
             return _run_other_rank(pipeline, backend, processes, resume is not None)
@@ -164,6 +187,11 @@ def _stages_after_start(pipeline: Pipeline, backend: Any, run: RunDirectory, dat
     run.write_json(DATA_FILE, info)
     events.stage_finished(str(run.path), "data", info)
 
+    searched, searching = None, pipeline
+    if "search" in pipeline.components:  # the best configuration found becomes the run's model
+        searched = _search(pipeline, run, data, info, events, echo)
+        pipeline, data = _best_pipeline(pipeline, run, searched, echo)
+        backend = pipeline.components["trainer"].build()
     fit = _train(pipeline, backend, run, data, resuming, echo=echo,
                  epoch_listener=partial(events.epoch_finished, str(run.path)))
     events.stage_finished(str(run.path), "train", {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss})
@@ -174,7 +202,7 @@ def _stages_after_start(pipeline: Pipeline, backend: Any, run: RunDirectory, dat
     model = TrainedModel.from_run(run.path, pipeline=pipeline)
     workers = int(pipeline.data.get("num_workers") or 0)
     summary = evaluate(model, data.samples, data.statistics, run, plots=pipeline.output["plots"], num_workers=workers)
-    summary["plugins"] = pipeline.plugin_versions()
+    summary["plugins"] = {**searching.plugin_versions(), **pipeline.plugin_versions()}
     summary["training"] = {"epochs": fit.epochs, "best_val_loss": fit.best_val_loss,
                            "checkpoint": str(Path(fit.best_checkpoint).relative_to(run.path)), **fit.extra}
     if pipeline.ensemble > 1:
@@ -186,8 +214,8 @@ def _stages_after_start(pipeline: Pipeline, backend: Any, run: RunDirectory, dat
     events.stage_finished(str(run.path), "evaluate", summary)
 
     context = RunContext(pipeline, run.path, model, dict(data.structures), summary)
-    if "search" in pipeline.components:
-        summary["search"] = _run_stage(pipeline.components["search"], context, "search", events, echo)
+    if searched is not None:
+        summary["search"] = searched
     for choice in pipeline.explainers:
         summary.setdefault("explain", {})[choice.spec.name] = _run_stage(choice, context, "explain", events, echo)
     for choice in pipeline.simulators:
@@ -202,23 +230,48 @@ def _stages_after_start(pipeline: Pipeline, backend: Any, run: RunDirectory, dat
     return summary
 
 
+def _search(pipeline: Pipeline, run: RunDirectory, data: PreparedData, info: dict[str, Any], events: Any,
+            echo: Echo) -> dict[str, Any]:
+    """The search stage, before any training of the run's own: trials reuse ``data`` (see molplat.pipeline.trials)."""
+    from molplat.pipeline.trials import TrialRunner, remember
+
+    atomic_write_text(run.file(SEARCH_PIPELINE_FILE), run.file(PIPELINE_FILE).read_text(encoding="utf-8"))
+    remember(pipeline, data)
+    context = RunContext(pipeline, run.path, None, dict(data.structures), {"data": info},
+                         trials=TrialRunner(pipeline, run.path))
+    return _run_stage(pipeline.components["search"], context, "search", events, echo)
+
+
+def _best_pipeline(pipeline: Pipeline, run: RunDirectory, searched: dict[str, Any],
+                   echo: Echo) -> tuple[Pipeline, PreparedData]:
+    """The searched pipeline with the best trial's settings (no [search]); written out as ``best.toml``, a
+    pipeline `molplat run` takes, and as the run's pipeline.toml, the configuration of the run's model."""
+    import tomli_w
+
+    from molplat.pipeline.trials import data_for
+
+    best = searched.get("best") or {}
+    try:
+        final = pipeline.variant(dict(best))
+    except ValidationError as exc:
+        raise RunError(f"search {pipeline.components['search'].spec.name!r}: its best configuration {best} is not "
+                       f"a valid pipeline: {exc}") from None
+    resolved = final.resolved()
+    runnable = {**resolved, "output": {**resolved["output"], "name": f"{final.output['name']}-best"}}
+    atomic_write_text(run.file(BEST_PIPELINE_FILE), f"# the best configuration of {run.path.name}'s search: "
+                      f"{', '.join(f'{k} = {v!r}' for k, v in best.items()) or 'the pipeline as written'}\n"
+                      + tomli_w.dumps(runnable))
+    run.write_pipeline(resolved)
+    echo(f"best configuration: {BEST_PIPELINE_FILE} ({', '.join(f'{k} = {v!r}' for k, v in best.items())})")
+    return final, data_for(final, echo)
+
+
 def _train(pipeline: Pipeline, backend: Any, run: RunDirectory, data: PreparedData, resuming: bool,
            writes: bool = True, echo: Echo = print,
            epoch_listener: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
-    from molplat.data.samples import SampleCollator
+    from molplat.pipeline.trials import training_job
 
-    model_choice = pipeline.components["model"]
-    build_model: Any = partial(model_choice.build_model, data.heads, data.statistics)
-    if data.initial is not None:  # [model] init: every model built starts from the other run's weights
-        from molplat.training.initial import InitialisedModel
-
-        build_model = InitialisedModel(build_model, data.initial)
-    job = TrainingJob(train=data.samples["train"], val=data.samples["val"],
-                      collator=SampleCollator(data.representation),
-                      build_model=build_model,
-                      run_dir=run.path, heads=data.heads, statistics=data.statistics, resume=resuming,
-                      num_workers=int(pipeline.data.get("num_workers") or 0), epoch_listener=epoch_listener,
-                      reserve=data.reserve)
+    job = training_job(pipeline, data, run, resuming, epoch_listener)
     trainer = pipeline.components["trainer"]
     if pipeline.ensemble > 1:
         from molplat.pipeline.ensemble import train_ensemble

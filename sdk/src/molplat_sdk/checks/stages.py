@@ -159,7 +159,7 @@ def check_stage(spec: ComponentSpec, settings: dict[str, Any], context: Any) -> 
                                "run it against molplat_sdk's toy_run_context fixture and fix the error") from None
     _check_files(where, result, context.run_dir)
     if isinstance(result, SearchResult):
-        _check_search(where, result)
+        _check_search(where, result, context)
     elif isinstance(result, Explanation):
         _check_explanation(where, result, context)
     elif isinstance(result, SimulationResult):
@@ -190,18 +190,39 @@ def check_pipeline_hook(spec: ComponentSpec, component: Any, pipeline: Any) -> N
                                "accept a model trained with [trainer] task = \"energy_forces\"")
 
 
-def _check_search(where: str, result: SearchResult) -> None:
+def _check_search(where: str, result: SearchResult, context: Any) -> None:
     if not result.trials:
         raise ConformanceError(where, "the search returned no trials", "evaluate at least one trial")
     objectives = [t.get("objective") for t in result.trials]
     if any(not isinstance(o, (int, float)) for o in objectives):
         raise ConformanceError(where, f"trial objectives {objectives} are not all numbers",
                                "give every trial an 'objective' number (failed trials: float('inf'))")
-    if objectives != sorted(objectives):
-        raise ConformanceError(where, f"trials are not ranked best first: {objectives}", "sort trials by objective")
+    if objectives != sorted(objectives, reverse=result.maximize):
+        raise ConformanceError(where, f"trials are not ranked best first: {objectives}",
+                               "sort trials by objective (largest first when maximize is True)")
     if any("settings" not in t for t in result.trials) or result.best != result.trials[0]["settings"]:
         raise ConformanceError(where, "trials lack 'settings' or best is not the first trial's settings",
                                "give each trial its settings and set best = trials[0]['settings']")
+    _check_best_is_runnable(where, result, context)
+
+
+def _check_best_is_runnable(where: str, result: SearchResult, context: Any) -> None:
+    """The runner trains ``best`` as the run's model, so it must be changes the run's pipeline accepts."""
+    bad = [key for key in result.best if not isinstance(key, str) or key.count(".") != 1]
+    if bad:
+        raise ConformanceError(where, f"best holds {bad[0]!r}, not a pipeline key 'table.setting'",
+                               "give best as {'trainer.lr': 0.001, ...}, the changes of the best trial")
+    try:
+        context.pipeline.variant(dict(result.best))
+    except ValidationError as exc:
+        raise ConformanceError(where, f"the pipeline does not accept best = {result.best}: {exc}",
+                               "return the changes the best trial ran with (context.run_trial's changes)") from None
+    trial_dirs = [t.get("directory") for t in result.trials if t.get("directory")]
+    for name in trial_dirs:
+        if Path(name).is_absolute() or not (context.run_dir / name / "summary.json").is_file():
+            raise ConformanceError(where, f"trial directory {name} is absolute or holds no summary.json",
+                                   "record each trial's directory relative to the run directory, as given to "
+                                   "context.run_trial")
 
 
 def _check_explanation(where: str, result: Explanation, context: Any) -> None:
