@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from molplat import interrupts
 from molplat.errors import MolplatError, RunError, ValidationError
 from molplat.pipeline.config import RESUMABLE_DIFFERENCES, Pipeline
 from molplat.pipeline.prepare import PreparedData, prepare
@@ -106,9 +107,10 @@ def run_pipeline(pipeline: Pipeline, resume: str | Path | None = None, echo: Ech
                               f"{pipeline.components['trainer'].spec.name!r} starts {processes.world_size}; search "
                               f"with a one-process trainer, then train best.toml with this one", source=pipeline.source)
     try:
-        if processes.rank != 0:
-            return _run_other_rank(pipeline, backend, processes, resume is not None)
-        return _run_rank_zero(pipeline, backend, processes, resume, echo, show_progress)
+        with interrupts.watched():
+            if processes.rank != 0:
+                return _run_other_rank(pipeline, backend, processes, resume is not None)
+            return _run_rank_zero(pipeline, backend, processes, resume, echo, show_progress)
     finally:
         processes.close()
 
@@ -284,6 +286,8 @@ def fit_checked(trainer: Any, backend: Any, job: TrainingJob, writes: bool = Tru
     """``backend.fit(job)``, its result checked (``trainer``: the pipeline's choice, for messages; ``writes``:
     False on ranks > 0, which write no checkpoints)."""
     fit = backend.fit(job)
+    if interrupts.requested():  # a backend that swallowed the Ctrl+C and returned: not a finished training
+        raise RunError(f"training interrupted; continue it with `molplat run PIPELINE --resume {job.run_dir}`")
     if not isinstance(fit, FitResult):
         raise RunError(f"trainer backend {trainer.spec.name!r} returned {type(fit).__name__}, not "
                        f"molplat.training.FitResult")

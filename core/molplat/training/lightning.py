@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
 
+from molplat import interrupts
 from molplat.errors import RunError, ValidationError
 from molplat.data.samples import SampleList
 from molplat.rundir import BEST, CHECKPOINT_DIR, LAST, METRICS_FILE, FitResult, TrainingJob, checkpoint_metadata, \
@@ -145,6 +146,18 @@ class EpochMetrics(pl.Callback):
             self.on_row(row["epoch"], dict(row))
 
 
+class StopOnInterrupt(pl.Callback):
+    """Stop at the next batch after a Ctrl+C that something swallowed (see ``molplat.interrupts``)."""
+
+    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        if interrupts.requested():
+            raise KeyboardInterrupt
+
+    def on_validation_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        if interrupts.requested():
+            raise KeyboardInterrupt
+
+
 class EpochProgressBar(TQDMProgressBar):
     """One bar per training epoch; the short validation pass shows its loss on that bar instead."""
 
@@ -237,6 +250,7 @@ def make_trainer(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence
         EarlyStopping(monitor="val_loss", mode="min", patience=settings["patience"], check_finite=False),
         best,
         last,
+        StopOnInterrupt(),
         *callbacks,
     ]
     if settings.get("max_time") is not None:  # checked per epoch, so every epoch ends validated and checkpointed
@@ -317,7 +331,7 @@ def _fit(job: TrainingJob, settings: dict[str, Any], callbacks: Sequence[pl.Call
         raise RunError(f"training interrupted; continue it with `molplat run PIPELINE --resume {job.run_dir}`") from exc
     except (RunError, ValidationError):
         raise
-    if trainer.interrupted:  # Lightning may end fit() normally after Ctrl+C: that run is not a success
+    if trainer.interrupted or interrupts.requested():  # fit() may end normally after a Ctrl+C: not a success
         raise RunError(f"training interrupted; continue it with `molplat run PIPELINE --resume {job.run_dir}`")
     best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == "val_loss")
     score = best.best_model_score
