@@ -70,9 +70,8 @@ def _projection(positions: np.ndarray) -> np.ndarray:
     return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
 
 
-def draw(path: Path, structure: Structure, panels: list[tuple[str, np.ndarray]], label: str,
-         non_negative: bool) -> Path:
-    """One PNG: a panel per (title, per-atom values), atoms coloured by value, with a colour bar."""
+def draw(path: Path, structure: Structure, panels: list[tuple[str, np.ndarray, str]], non_negative: bool) -> Path:
+    """One PNG: a panel per (title, per-atom values, colour-bar label), atoms coloured by value."""
     import io
 
     import matplotlib
@@ -86,7 +85,7 @@ def draw(path: Path, structure: Structure, panels: list[tuple[str, np.ndarray]],
     span = float(np.ptp(xy, axis=0).max()) if len(xy) > 1 else 1.0
     size = 2600.0 / max(len(structure), 8) ** 0.8
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
-    for axis, (title, values) in zip(axes[0], panels):
+    for axis, (title, values, label) in zip(axes[0], panels):
         limit = float(np.abs(values).max()) or 1.0
         if non_negative:
             norm, cmap = Normalize(0.0, limit), "Reds"

@@ -93,12 +93,11 @@ class CaptumExplainer:
                     if result.completeness_error is not None:
                         errors.append(abs(result.completeness_error) / max(abs(result.difference or 0.0), 1e-12))
                     per_atom.setdefault(structure.id, result.values.tolist())
-                    panels.append((f"{head.name} ({kind})", result.values))
+                    panels.append((f"{head.name} ({kind})", result.values, _label(self.method, kind, head.units)))
                     rows += _rows(structure, self.split, head, kind, result)
             if index < self.num_drawings:
                 name = re.sub(r"[^A-Za-z0-9_.-]+", "_", structure.id)[:80] or f"structure-{index}"
-                path = draw(folder / f"{index:03d}-{name}.png", structure, panels,
-                            f"{_label(self.method)}", self.method in NON_NEGATIVE)
+                path = draw(folder / f"{index:03d}-{name}.png", structure, panels, self.method in NON_NEGATIVE)
                 files.append(context.relative(path))
         table = folder / CSV_NAME
         atomic_write_text(table, _csv(rows))
@@ -108,9 +107,14 @@ class CaptumExplainer:
         return Explanation(metrics=metrics, files=[context.relative(table), *files], per_atom=per_atom)
 
 
-def _label(method: str) -> str:
-    return {"saliency": "|gradient| per atom", "input_x_gradient": "input x gradient",
-            "integrated_gradients": "integrated gradients", "cam": "CAM", "grad_cam": "Grad-CAM"}[method]
+def _label(method: str, kind: str, units: str) -> str:
+    """The colour bar's label: what the values are, in which units."""
+    if method == "saliency":
+        per = "Å" if kind == "positions" else "embedding unit"
+        return f"|gradient| ({units or 'target'} per {per})"
+    name = {"input_x_gradient": "input x gradient", "integrated_gradients": "integrated gradients", "cam": "CAM",
+            "grad_cam": "Grad-CAM"}[method]
+    return f"{name} ({units})" if units else name
 
 
 def _rows(structure, split: str, head, kind: str, result) -> list[dict[str, Any]]:
