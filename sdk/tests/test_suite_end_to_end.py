@@ -31,6 +31,7 @@ from molplat.models import AtomisticModel, ModelOutput
 
 class Tilted(AtomisticModel):
     accepts = ("adjacency_list",)
+    embedding_layer = "embedding"
 
     def __init__(self, n_outputs=1, cutoff=4.0):
         super().__init__(n_outputs)
@@ -40,8 +41,10 @@ class Tilted(AtomisticModel):
     def forward(self, batch):
         h = torch.cat([self.embedding(batch.numbers), batch.positions[:, 2:3]], dim=1)
         atom = self.out(h)
-        y = torch.zeros(batch.num_graphs, self.n_outputs, dtype=h.dtype).index_add(0, batch.atom_graph_index(), atom)
-        return ModelOutput(y=y, atom_embedding=h, graph_embedding=y)
+        graph = batch.atom_graph_index()
+        y = torch.zeros(batch.num_graphs, self.n_outputs, dtype=h.dtype).index_add(0, graph, atom)
+        pooled = torch.zeros(batch.num_graphs, 4, dtype=h.dtype).index_add(0, graph, h[:, :4])
+        return ModelOutput(y=y, atom_embedding=h, graph_embedding=pooled)
 '''
 
 PYPROJECT = '''
