@@ -174,3 +174,15 @@ def test_a_padded_layout_gives_the_same_maps_as_a_flat_one(method):
         padded = Attributor(task, AdjacencyMatrix(cutoff=4.0)).use(CHAIN).attribute(method, kind, 0, **settings).values
         assert np.abs(flat).max() > 1e-8, (method, kind)
         np.testing.assert_allclose(padded, flat, rtol=1e-6, atol=1e-10, err_msg=f"{method} {kind}")
+
+
+def test_integrated_gradients_in_chunks_equal_one_forward(monkeypatch):
+    """Large structures run the integration steps in chunks of copies; the result is the same."""
+    import molplat_captum.attribution as attribution
+
+    task = toy(n_outputs=1, seed=2)
+    whole = {k: attribute(task, CHAIN, "integrated_gradients", k, n_steps=12).values for k in ("numbers", "positions")}
+    monkeypatch.setattr(attribution, "ATOMS_PER_FORWARD", 2 * len(CHAIN))  # two copies per forward
+    for kind, values in whole.items():
+        np.testing.assert_allclose(attribute(task, CHAIN, "integrated_gradients", kind, n_steps=12).values, values,
+                                   rtol=1e-9, atol=1e-12)

@@ -29,6 +29,8 @@ LAYER_METHODS = ("cam", "grad_cam")
 INPUTS = ("numbers", "positions")
 #: methods whose per-atom values are never negative (norms of gradients, ReLU of Grad-CAM)
 NON_NEGATIVE = ("saliency", "grad_cam")
+#: atoms in one forward of integrated gradients' copies; more steps run in several chunks
+ATOMS_PER_FORWARD = 20_000
 
 
 class _AtomsAsExamples(nn.Module):
@@ -115,6 +117,11 @@ class Attributor:
                                           else v for k, v in batch.items()})
         return Batch(self._copies[copies])
 
+    @property
+    def copies_per_forward(self) -> int:
+        """How many copies of the structure one forward may hold (integrated gradients' chunks)."""
+        return max(1, ATOMS_PER_FORWARD // len(self.structure))
+
     def positions(self) -> torch.Tensor:
         """The centred positions as one example, ``[1, N, 3]``."""
         return torch.as_tensor(self.structure.positions, dtype=torch.float64).unsqueeze(0).requires_grad_(True)
@@ -184,7 +191,8 @@ def _positions_integrated_gradients(a: Attributor, target: int, n_steps: int, sc
     x = a.positions()
     baseline = scale * x
     values, delta = IntegratedGradients(a.of_positions).attribute(
-        x, baselines=baseline, target=target, n_steps=n_steps, return_convergence_delta=True)
+        x, baselines=baseline, target=target, n_steps=n_steps, return_convergence_delta=True,
+        internal_batch_size=a.copies_per_forward)
     with torch.no_grad():
         difference = float(a.of_positions(x)[0, target] - a.of_positions(baseline)[0, target])
     return values[0].sum(dim=-1), float(delta[0]), difference
@@ -209,7 +217,8 @@ def _layer_integrated_gradients(a: Attributor, target: int, n_steps: int, scale:
 
     gate = a.gate()
     values, delta = LayerIntegratedGradients(a.of_gate, a.layer).attribute(
-        gate, baselines=torch.zeros_like(gate), target=target, n_steps=n_steps, return_convergence_delta=True)
+        gate, baselines=torch.zeros_like(gate), target=target, n_steps=n_steps, return_convergence_delta=True,
+        internal_batch_size=a.copies_per_forward)
     with torch.no_grad():
         difference = float(a.of_gate(gate)[0, target] - a.of_gate(torch.zeros_like(gate))[0, target])
     return values[0].sum(dim=0), float(delta[0]), difference
