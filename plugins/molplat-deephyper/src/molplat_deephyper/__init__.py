@@ -1,0 +1,1 @@
+"""DeepHyper searchers for molplat (see plugin.py)."""
