@@ -86,6 +86,7 @@ class MolplatCalculator(Calculator):
         else:
             self.input = FeaturizedInput(representation, model.heads, self.dtype)
         self._checked_numbers: np.ndarray | None = None
+        self._kept_atoms = None
         if model.ensemble_size > 1:
             self.implemented_properties = self.implemented_properties + self.ensemble_properties
         if not model.task.with_forces:
@@ -100,28 +101,24 @@ class MolplatCalculator(Calculator):
     def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
         """What changed since the last calculation, among what the model reads (positions, numbers,
         cell, pbc), by exact comparison: ASE's generic check compares every per-atom array with
-        ``allclose`` three times per MD step, which costs more than this calculator's own update."""
+        ``allclose`` three times per MD step, which costs more than this calculator's own update.
+        The first change found is enough for ASE to recalculate, so the others are not looked for."""
         previous = self.atoms
         if previous is None or len(previous) != len(atoms):
             return list(all_changes)
-        changes = []
-        if not np.array_equal(previous.positions, atoms.positions):
-            changes.append("positions")
-        if not np.array_equal(previous.numbers, atoms.numbers):
-            changes.append("numbers")
-        if not np.array_equal(previous.cell.array, atoms.cell.array):
-            changes.append("cell")
-        if not np.array_equal(previous.pbc, atoms.pbc):
-            changes.append("pbc")
-        return changes
+        for name, before, now in (("positions", previous.positions, atoms.positions),
+                                  ("cell", previous.cell.array, atoms.cell.array),
+                                  ("numbers", previous.numbers, atoms.numbers), ("pbc", previous.pbc, atoms.pbc)):
+            if not np.array_equal(before, now):
+                return [name]
+        return []
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         started, started_cpu = time.perf_counter(), time.process_time()
-        # ASE's get_property has just stored a copy in self.atoms; copy only when called directly
         if atoms is None:
             atoms = self.atoms
-        elif self.atoms is None or not np.array_equal(self.atoms.positions, atoms.positions):
-            self.atoms = atoms.copy()
+        else:
+            self._remember(atoms)
         stress = "stress" in properties
         if stress and not atoms.pbc.any():
             raise PropertyNotImplementedError("stress needs a periodic structure; this one has pbc = "
@@ -151,7 +148,7 @@ class MolplatCalculator(Calculator):
     def _store(self, step, energies, gradients, stress: bool, atoms) -> None:
         if len(self.members) == 1 and not stress and not step.batch.dense:  # the MD step: fewest conversions
             value = float(energies[0])
-            forces = gradients[0][0].neg().double().numpy()
+            forces = np.negative(gradients[0][0].numpy(), dtype=np.float64)
             self.results = {"energy": value, "free_energy": value, "forces": forces}
             return
         energy = torch.stack(energies).double()
@@ -168,6 +165,22 @@ class MolplatCalculator(Calculator):
         if len(self.members) > 1:
             self.results["energy_std"] = float(energy.std(unbiased=False))
             self.results["forces_std"] = forces.std(0, unbiased=False).numpy()
+
+    def _remember(self, atoms) -> None:
+        """Keep the geometry of this calculation in ``self.atoms`` (what ``check_state`` compares with).
+
+        One Atoms is kept and its positions, numbers, cell and pbc overwritten in place: copying
+        the whole Atoms (momenta, info, constraints) every MD step costs more than the rest of
+        this calculator's bookkeeping. Other per-atom arrays there are those of the first call."""
+        kept = self._kept_atoms
+        if kept is None or len(kept) != len(atoms):
+            kept = self._kept_atoms = atoms.copy()
+        else:
+            kept.arrays["positions"][...] = atoms.arrays["positions"]
+            kept.arrays["numbers"][...] = atoms.arrays["numbers"]
+            kept.cell.array[...] = atoms.cell.array
+            kept.pbc[...] = atoms.pbc
+        self.atoms = kept
 
     def _check_elements(self, atoms) -> None:
         """Refuse elements beyond the model's embedding, and warn once about unseen ones, per set of numbers."""
