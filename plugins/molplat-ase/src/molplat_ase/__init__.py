@@ -1,0 +1,1 @@
+"""ASE molecular dynamics and relaxation with trained molplat models (the simulator kind)."""
