@@ -76,13 +76,18 @@ def composition(atoms: Any) -> tuple[int, ...]:
     return tuple(sorted(int(z) for z in atoms.numbers))
 
 
-def dataset_reference(splits: dict[str, Sequence[Any]], atoms: Any, limit: int = 5000) -> list[Any]:
+def dataset_reference(splits: dict[str, Sequence[Any]], atoms: Any, limit: int = 5000,
+                      scan: int = 50_000) -> list[Any]:
     """The dataset's own frames with the same composition and periodicity as ``atoms`` (every split), at
-    most ``limit``."""
+    most ``limit``, looking at no more than ``scan`` structures (a large dataset is read lazily)."""
     wanted, periodic = composition(atoms), bool(all(atoms.pbc))
     frames = []
+    seen = 0
     for name in ("train", "val", "test"):
         for structure in splits.get(name) or []:
+            seen += 1
+            if seen > scan:
+                return frames
             if len(structure) == len(atoms) and composition(structure) == wanted \
                     and bool(np.all(structure.pbc)) == periodic:
                 frames.append(structure.to_atoms())
