@@ -7,7 +7,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-from conftest import build
+from ase_test_helpers import build
 
 from molplat.results import SimulationResult, run_stage_component
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import build, copper_pipeline
+from ase_test_helpers import build, copper_pipeline
 
 from molplat.errors import RunError, ValidationError
 from molplat.pipeline.config import Pipeline
