@@ -101,3 +101,13 @@ def test_a_malformed_command_spec_is_refused(kwargs, problem):
 def test_shell_completion_offers_plugin_commands(plugin_site, molplat_cli):
     env = {"_MOLPLAT_COMPLETE": "bash_complete", "COMP_WORDS": "molplat hel", "COMP_CWORD": "1"}
     assert molplat_cli(site=plugin_site, **env).stdout.split() == ["plain,hello"]
+
+
+def test_core_commands_names_molplat_s_own_subcommands_only():
+    """The public list the SDK checks plugin command names against: the core's, never a plugin's
+    (molplat-rogi, installed here, adds `molplat rogi`)."""
+    from molplat.plugins import core_commands
+
+    names = core_commands()
+    assert {"run", "validate", "predict", "list-plugins"} <= names
+    assert "rogi" not in names

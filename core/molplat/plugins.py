@@ -427,6 +427,13 @@ class RunEvents:
 _managers: dict[frozenset[str], PluginManager] = {}
 
 
+def core_commands() -> frozenset[str]:
+    """The names of molplat's own subcommands (``molplat run``, ...), which a plugin command may not take."""
+    from molplat.cli import cli
+
+    return frozenset(cli.commands)
+
+
 def get_plugin_manager(disabled: Iterable[str] = ()) -> PluginManager:
     """The process-wide manager for this set of disabled plugins (plus the environment's)."""
     key = frozenset(disabled) | frozenset(disabled_from_env())

@@ -87,9 +87,9 @@ class PluginConformance:
     # -- plugin commands (molplat_commands) -------------------------------------------------------
     @applies_to("command")
     def test_command_loads_lazily_as_a_click_command(self, command_spec: Any, molplat_manager: Any) -> None:
-        from molplat.cli import cli
+        from molplat.plugins import core_commands
 
-        common.check_command(command_spec, molplat_manager.plugin(command_spec.plugin).module, set(cli.commands))
+        common.check_command(command_spec, molplat_manager.plugin(command_spec.plugin).module, set(core_commands()))
 
     # -- models --------------------------------------------------------------------------------
     @applies_to("model")
