@@ -13,7 +13,7 @@ from molplat.data import Dataset
 from molplat.models import ModelOutput
 from molplat.representations import Batch
 from molplat.representations.adjacency_list import AdjacencyList, edge_vectors
-from molplat.results import Explanation
+from molplat.results import Explanation, SearchResult
 from molplat.structure import Structure, Target
 from molplat.training import AtomisticTask, FitResult
 from molplat_sdk.toy_components import ToyEMTDataset, ToyPairModel
@@ -338,6 +338,22 @@ class NeverReportsEpochs:
 class ExplainerReturningADict:
     def run(self, context):
         return {"saliency": 1.0}
+
+
+class SearcherWithAnUnknownBest:
+    """Returns a best configuration the pipeline does not accept, so the run could not train it."""
+
+    def run(self, context):
+        return SearchResult(trials=[{"settings": {"model.width": 3}, "objective": 0.5}], best={"model.width": 3})
+
+
+class SearcherTrainingOutsideItsTrialFolders:
+    """Runs a real trial but records a folder that holds no trial."""
+
+    def run(self, context):
+        metrics = context.run_trial({"trainer.lr": 0.002}, "trials/000")
+        return SearchResult(trials=[{"settings": {"trainer.lr": 0.002}, "objective": metrics["val_loss"],
+                                     "directory": "trials/999"}], best={"trainer.lr": 0.002}, objective="val_loss")
 
 
 class ExplainerListingAMissingFile:

@@ -339,6 +339,16 @@ def test_a_broken_explainer_is_caught(toy_run_context, tmp_path: Path, factory, 
         stages.check_stage(spec, {}, context_copy(toy_run_context, tmp_path / "run"))
 
 
+@pytest.mark.parametrize("factory, message", [
+    ("broken:SearcherWithAnUnknownBest", "the pipeline does not accept best"),
+    ("broken:SearcherTrainingOutsideItsTrialFolders", "trial directory trials/999"),
+])
+def test_a_searcher_whose_best_cannot_be_trained_is_caught(toy_run_context, tmp_path: Path, factory, message):
+    spec = ComponentSpec(name="subject", kind="searcher", factory=factory, summary="x", plugin="molplat-sdk-tests")
+    with pytest.raises(ConformanceError, match=message):
+        stages.check_stage(spec, {}, context_copy(toy_run_context, tmp_path / "run"))
+
+
 def test_a_backend_whose_checkpoints_molplat_cannot_read_is_caught(tmp_path):
     spec = ComponentSpec(name="subject", kind="trainer_backend", factory="broken:SavesPlainTorchCheckpoints",
                          summary="x", plugin="molplat-sdk-tests")
