@@ -75,3 +75,15 @@ def _water():
     from ase.build import molecule
 
     return molecule("H2O")
+
+
+def test_a_wall_clock_budget_ends_a_random_search_that_maximises_r2(tmp_path: Path, tiny_search) -> None:
+    raw = tiny_search(str(tmp_path), name="random", max_evals=500, max_time=0.05, objective="val.gap.r2")
+    del raw["search"]["initial_points"]
+    summary = molplat.load_pipeline(raw).run(echo=lambda message: None)
+    search = summary["search"]
+    assert 1 <= search["metrics"]["evaluations"] < 500  # stopped by the 3 s budget, not by max_evals
+    assert search["maximize"] is True
+    r2 = [t["objective"] for t in search["trials"]]
+    assert r2 == sorted(r2, reverse=True)  # larger r2 ranks first
+    assert summary["val"]["r2"] == pytest.approx(r2[0], rel=1e-6)
