@@ -192,3 +192,76 @@ def test_a_bad_store_format_is_one_line(value, message):
         molplat.load_pipeline({**PIPELINE, "data": {"store": "store", "store_format": value}})
     (problem,) = caught.value.problems
     assert problem.startswith(message)
+
+
+# --------------------------------------------------------------------------- reading parts whole
+def shuffled(n: int) -> list[int]:
+    return np.random.default_rng(0).permutation(n).tolist()
+
+
+@pytest.mark.parametrize("cache_mb", [0, 1, 1024])
+def test_parts_read_whole_or_per_graph_give_the_same_samples(stores, dev_samples, cache_mb):
+    store = AdiosBackend(cache_mb=cache_mb).open(stores["root"] / "adios", "k")
+    for i in shuffled(len(store)):
+        assert sample_difference(dev_samples[i], store[i]) is None, i
+    whole = [number for number, part in store._parts.items() if part.whole is not None]
+    assert store.held_bytes <= cache_mb * 2**20
+    if cache_mb == 0:
+        assert whole == []
+    elif cache_mb == 1024:
+        assert sorted(whole) == [0, 1, 2, 3]
+    else:  # 1 MB holds some of the four parts; the others are read a graph at a time
+        assert 0 < len(whole) < 4
+
+
+def count_reads(monkeypatch) -> list[tuple[str, bool]]:
+    """(variable, whether a selection was given) for every read of an ADIOS file by name."""
+    import adios2
+
+    reads: list[tuple[str, bool]] = []
+
+    class Recording(adios2.FileReader):
+        def read(self, name, *args, **kwargs):
+            if isinstance(name, str):
+                reads.append((name, bool(args or kwargs)))
+            return super().read(name, *args, **kwargs)
+
+    monkeypatch.setattr(adios2, "FileReader", Recording)
+    return reads
+
+
+def test_a_part_held_whole_is_read_once_per_field(stores, monkeypatch):
+    store = AdiosBackend(cache_mb=1024).open(stores["root"] / "adios", "k")
+    reads = count_reads(monkeypatch)
+    for i in range(300):  # every graph of part 0
+        store[i]
+    fields = [name for name in store.layout]
+    values = [name for name, _ in reads if name in fields]
+    assert sorted(values) == sorted(name for name in fields if name in store._parts[0].present)
+    assert not any(selected for name, selected in reads if name in fields)  # whole arrays, no selections
+    store = AdiosBackend(cache_mb=0).open(stores["root"] / "adios", "k")
+    reads.clear()
+    for i in range(300):
+        store[i]
+    assert sum(1 for name, _ in reads if name == "features/positions") == 300  # one selection per graph
+
+
+def test_a_sample_never_aliases_the_part_held_in_memory(stores, dev_samples):
+    store = AdiosBackend().open(stores["root"] / "adios", "k")
+    first = store[5]
+    first.features["positions"][:] = 0.0
+    first.y[:] = -1.0
+    assert sample_difference(dev_samples[5], store[5]) is None
+
+
+def test_dataloader_workers_hold_their_own_parts(stores, dev_samples):
+    import torch
+
+    store = AdiosBackend(cache_mb=1).open(stores["root"] / "adios", "k")
+    store[0]  # the parent holds a part; the workers start with none
+    loader = torch.utils.data.DataLoader(store, batch_size=50, shuffle=True, num_workers=2,
+                                         generator=torch.Generator().manual_seed(0), collate_fn=list)
+    got = {sample.id: sample for batch in loader for sample in batch}
+    assert len(got) == len(dev_samples)
+    for expected in dev_samples:
+        assert sample_difference(expected, got[expected.id]) is None

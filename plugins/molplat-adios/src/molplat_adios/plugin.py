@@ -20,6 +20,9 @@ CITATION = (
 SETTINGS = (
     Setting("part_size", "int", 10_000, "graphs per BP5 file; each file is written by one writer process and holds "
             "its graphs in memory while it is written", minimum=1, maximum=10_000_000),
+    Setting("cache_mb", "int", 1024, "per process: parts first touched while fewer MB than this are held are read "
+            "whole (one ADIOS selection per field) and their graphs sliced from memory; the rest are read one "
+            "selection per field and graph. 0: always per graph", minimum=0, maximum=1_000_000),
     Setting("verify", "bool", True, "check every file's size and SHA-256 digest when a store is opened (a bit "
             "flip is found; about a second per 1.5 GB)"),
 )

@@ -32,6 +32,8 @@ that is opened; a store whose files do not match their sizes and digests is rebu
 """
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -207,8 +209,8 @@ class AdiosBackend:
 
     name = BACKEND
 
-    def __init__(self, part_size: int = 10_000, verify: bool = True) -> None:
-        self.part_size, self.verify = int(part_size), bool(verify)
+    def __init__(self, part_size: int = 10_000, verify: bool = True, cache_mb: int = 1024) -> None:
+        self.part_size, self.verify, self.cache_mb = int(part_size), bool(verify), int(cache_mb)
 
     def build(self, folder: str | os.PathLike, samples: Iterable[Any], key: str,
               progress: Callable[[int], None] | None = None, workers: int = 0) -> "AdiosStore":
@@ -230,7 +232,7 @@ class AdiosBackend:
             writers.close()
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        return AdiosStore(folder, info)
+        return AdiosStore(folder, info, self.cache_mb)
 
     def _write(self, partial: Path, samples: Iterable[Any], key: str, progress: Callable[[int], None] | None,
                writers: _Writers) -> dict[str, Any]:
@@ -280,7 +282,7 @@ class AdiosBackend:
             print(f"notice: ADIOS store {folder} cannot be used ({problem}); rebuilding it", file=sys.stderr,
                   flush=True)
             return None
-        return AdiosStore(folder, info)
+        return AdiosStore(folder, info, self.cache_mb)
 
 
 def _check_layout(fields: dict[str, np.ndarray], layout: dict[str, dict[str, Any]]) -> None:
@@ -319,9 +321,13 @@ def _verify(folder: Path, info: dict[str, Any], digests: bool) -> str | None:
 
 
 class _Part:
-    """One part opened in this process: its reader and the graphs' counts, offsets and shapes per field."""
+    """One part opened in this process: its reader and the graphs' counts, offsets and shapes per field.
 
-    def __init__(self, path: Path, layout: dict[str, dict[str, Any]], count: int) -> None:
+    ``whole``: every field's global array is read at once (one selection per field) and the
+    graphs are sliced from memory; otherwise each graph is one selection per field.
+    """
+
+    def __init__(self, path: Path, layout: dict[str, dict[str, Any]], count: int, whole: bool = False) -> None:
         from adios2 import FileReader
 
         self.reader = FileReader(str(path))
@@ -334,11 +340,21 @@ class _Part:
             shapes = (self.reader.read(f"{name}/variable_shape").reshape(count, entry["ndim"]) if entry["ndim"]
                       else np.zeros((count, 0), dtype=np.int64))
             self.index[name] = (counts, offsets, shapes)
+        self.whole: dict[str, np.ndarray] | None = None
+        if whole:  # a field without values (no graph has per-atom labels) is not in the file
+            self.whole = {name: self.reader.read(name) if name in self.present else np.zeros(0, dtype=np.uint8)
+                          for name in layout}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(array.nbytes for array in (self.whole or {}).values())
 
     def values(self, name: str, start: int, count: int) -> np.ndarray:
-        """``count`` values of field ``name`` from ``start``: one selection, nothing else is read."""
+        """``count`` values of field ``name`` from ``start``: a slice of memory, or one selection of the file."""
         if count == 0:
             return np.zeros(0, dtype=np.uint8)
+        if self.whole is not None:
+            return self.whole[name][int(start): int(start) + int(count)]
         return self.reader.read(name, [int(start)], [int(count)])
 
     def close(self) -> None:
@@ -349,13 +365,19 @@ class AdiosStore:
     """An ADIOS store opened for reading; ``store[i]`` is a ``molplat.data.Sample``.
 
     Safe in DataLoader worker processes: each process opens the parts itself on first use.
+    A part first touched while this process holds less than ``cache_mb`` of parts is read
+    whole, one selection per field (HydraGNN's preload of a rank's block), and its graphs
+    are sliced from memory; beyond that budget a part's graphs are read one selection per
+    field each, so a set larger than memory is still read, only slower. 0: never whole.
     """
 
-    def __init__(self, folder: Path, info: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, info: dict[str, Any], cache_mb: int = 1024) -> None:
         self.folder = Path(folder)
         self.info = info
+        self.cache_bytes = int(cache_mb) * 2**20
         self.layout: dict[str, dict[str, Any]] = info["fields"]
         self.starts = np.asarray([p["start"] for p in info["parts"]] + [info["count"]], dtype=np.int64)
+        self._first = [int(p["start"]) for p in info["parts"]]  # for bisect: faster than numpy on one index
         self._parts: dict[int, _Part] = {}
         self._pid = -1
 
@@ -375,19 +397,32 @@ class AdiosStore:
     def labelled(self) -> np.ndarray:
         if not len(self):
             return np.zeros(0, dtype=bool)
-        return np.concatenate([self._part(k).reader.read(LABELLED) for k in range(len(self.starts) - 1)]).astype(bool)
+        from adios2 import FileReader
 
-    def _part(self, number: int) -> _Part:
+        flags = []
+        for entry in self.info["parts"]:  # read apart from the parts' readers: no part is read whole for this
+            with FileReader(str(self.folder / entry["name"])) as reader:
+                flags.append(reader.read(LABELLED))
+        return np.concatenate(flags).astype(bool)
+
+    def _part(self, number: int, whole: bool = True) -> _Part:
+        """Part ``number`` opened in this process; read whole when ``whole`` and it fits the budget."""
         if self._pid != os.getpid():  # a fresh process (a DataLoader worker): open the files anew
             self._parts, self._pid = {}, os.getpid()
         if number not in self._parts:
             entry = self.info["parts"][number]
-            self._parts[number] = _Part(self.folder / entry["name"], self.layout, entry["count"])
+            whole = whole and self.held_bytes + _part_bytes(entry) <= self.cache_bytes
+            self._parts[number] = _Part(self.folder / entry["name"], self.layout, entry["count"], whole)
         return self._parts[number]
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of parts this process holds in memory."""
+        return sum(part.nbytes for part in self._parts.values()) if self._pid == os.getpid() else 0
+
     def _locate(self, index: int) -> tuple[int, int]:
-        number = int(np.searchsorted(self.starts, index, side="right") - 1)
-        return number, index - int(self.starts[number])
+        number = bisect.bisect_right(self._first, index) - 1
+        return number, index - self._first[number]
 
     def __getitem__(self, index: int) -> Any:
         index = int(index)
@@ -395,11 +430,12 @@ class AdiosStore:
             raise IndexError(f"store index {index} out of range for {len(self)} samples")
         number, local = self._locate(index)
         part = self._part(number)
+        copy = part.whole is not None  # a slice of the held part is copied: a sample never aliases the cache
         values = {}
         for name, entry in self.layout.items():
             counts, offsets, shapes = part.index[name]
             flat = part.values(name, offsets[local], counts[local])
-            values[name] = flat.astype(entry["dtype"], copy=False).reshape(tuple(shapes[local]))
+            values[name] = flat.astype(entry["dtype"], copy=copy).reshape(tuple(shapes[local]))
         return _sample(values)
 
     def shard(self, rank: int, world: int) -> "AdiosShard":
@@ -432,7 +468,7 @@ class AdiosShard:
             return
         first, last = store._locate(start)[0], store._locate(stop - 1)[0]
         for number in range(first, last + 1):
-            part = store._part(number)
+            part = store._part(number, whole=False)  # the block alone is read, below
             low = max(start, int(store.starts[number])) - int(store.starts[number])
             high = min(stop, int(store.starts[number + 1])) - int(store.starts[number])
             fields = {}
@@ -463,9 +499,20 @@ class AdiosShard:
         raise IndexError(position)  # unreachable: the pieces cover the block
 
 
-def _sample(values: dict[str, np.ndarray]) -> Any:
-    from molplat.data import Sample
+def _part_bytes(entry: dict[str, Any]) -> int:
+    """The size of a part's files: about what reading it whole holds in memory (BP5 stores arrays raw)."""
+    return sum(int(record["bytes"]) for record in entry["files"].values())
 
+
+@functools.cache
+def _sample_class() -> type:
+    from molplat.data import Sample  # imported once: molplat.data resolves it lazily, per call otherwise
+
+    return Sample
+
+
+def _sample(values: dict[str, np.ndarray]) -> Any:
+    Sample = _sample_class()
     sid = values.pop(ID).tobytes().decode()
     y, atom_y, forces = (values.pop(name) for name in LABELS)
     features = {name.removeprefix("features/"): array for name, array in values.items()}
