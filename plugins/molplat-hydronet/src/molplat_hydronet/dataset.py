@@ -28,7 +28,9 @@ from molplat_hydronet.published import KCAL_PER_MOL_IN_EV
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = "1"
-DEV_LARGEST = 9
+DEV_LARGEST = 12
+#: the dev set with the default settings, made by scripts/make_devset.py and shipped in the package
+SHIPPED = Path(__file__).parent / "data" / "devset.npz"
 
 TARGETS = {
     "energy": Target("energy", "eV", "total potential energy of the cluster: TTM2.1-F (relative to isolated "
@@ -88,6 +90,44 @@ def _cache_file(cache_dir: str | os.PathLike | None, kind: str, key: dict) -> Pa
     return molplat_cache_dir(cache_dir, "hydronet") / f"{kind}-{digest}.npz"
 
 
+def dev_key(sizes: range, clusters: int, frames: int, temperature: float, seed: int) -> dict:
+    """What a dev set depends on (the tblite version aside: a cache's key adds it)."""
+    from molplat_hydronet import devset
+
+    return {"sizes": [sizes.start, sizes.stop], "clusters": clusters, "frames": frames,
+            "temperature": float(temperature), "seed": seed, "method": devset.METHOD,
+            "md": [devset.TIMESTEP_FS, devset.STEPS_PER_FRAME, devset.FRICTION_PER_FS, devset.FMAX]}
+
+
+def generate_dev(sizes: range, clusters: int, frames: int, temperature: float, seed: int,
+                 progress: bool = True) -> tuple[Packed, float]:
+    """Generate a dev set with GFN2-xTB (tblite): its clusters packed, and the monomer energy (eV)."""
+    from molplat_hydronet import devset
+
+    generated, monomer = devset.generate(sizes, clusters, frames, temperature, seed, progress)
+    ids, numbers, positions, energies, groups, forces = [], [], [], [], [], []
+    for g, cluster in enumerate(generated):
+        for f in range(len(cluster.energies)):
+            ids.append(f"dev-W{cluster.waters}-{g}-{f}")
+            numbers.append(cluster.numbers)
+            positions.append(cluster.positions[f])
+            energies.append(float(cluster.energies[f]))
+            groups.append(g)
+            forces.append(cluster.forces[f])
+    return _pack(ids, numbers, positions, energies, groups, forces), monomer
+
+
+def load_shipped(path: Path = SHIPPED) -> tuple[Packed, float, dict] | None:
+    """The shipped dev set, its monomer energy and its key; None when it is absent or damaged."""
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as npz:  # read only: a file of the package is never deleted
+        data = {name: npz[name] for name in npz.files}
+    if any(f not in data for f in (*_FIELDS, "monomer", "key")):
+        return None
+    return Packed(**{f: data[f] for f in _FIELDS}), float(data["monomer"]), json.loads(str(data["key"]))
+
+
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
@@ -138,18 +178,17 @@ class HydroNet(Dataset):
     @staticmethod
     def _dev(sizes: range, clusters: int, frames: int, temperature: float, seed: int,
              cache_dir: str | None, progress: bool) -> tuple[Packed, float]:
-        from molplat_hydronet import devset
-
         try:
             from importlib.metadata import version
 
             tblite = version("tblite")
         except Exception:  # noqa: BLE001 - not installed: said below, when generating
             tblite = "missing"
-        key = {"sizes": [sizes.start, sizes.stop], "clusters": clusters, "frames": frames,
-               "temperature": temperature, "seed": seed, "method": devset.METHOD, "tblite": tblite,
-               "md": [devset.TIMESTEP_FS, devset.STEPS_PER_FRAME, devset.FRICTION_PER_FS, devset.FMAX]}
-        path = _cache_file(cache_dir, "dev", key)
+        key = dev_key(sizes, clusters, frames, temperature, seed)
+        shipped = load_shipped()
+        if shipped is not None and shipped[2] == key:  # the default settings: no tblite run needed
+            return shipped[0], shipped[1]
+        path = _cache_file(cache_dir, "dev", {**key, "tblite": tblite})
         cached = Packed.load(path)
         if cached is not None:
             return cached
@@ -157,20 +196,10 @@ class HydroNet(Dataset):
             raise ValidationError("[dataset] the hydronet dev set is computed with GFN2-xTB, and tblite is not "
                                   "installed; pip install tblite (or give path = the HydroNet download)")
         start = time.perf_counter()
-        generated, monomer = devset.generate(sizes, clusters, frames, temperature, seed, progress)
-        ids, numbers, positions, energies, groups, forces = [], [], [], [], [], []
-        for g, cluster in enumerate(generated):
-            for f in range(len(cluster.energies)):
-                ids.append(f"dev-W{cluster.waters}-{g}-{f}")
-                numbers.append(cluster.numbers)
-                positions.append(cluster.positions[f])
-                energies.append(float(cluster.energies[f]))
-                groups.append(g)
-                forces.append(cluster.forces[f])
-        packed = _pack(ids, numbers, positions, energies, groups, forces)
+        packed, monomer = generate_dev(sizes, clusters, frames, temperature, seed, progress)
         packed.save(path, monomer)
         log.info("hydronet: generated %d clusters (%d structures) with GFN2-xTB in %.1f s; cached in %s",
-                 len(generated), len(packed), time.perf_counter() - start, path)
+                 len(set(packed.groups.tolist())), len(packed), time.perf_counter() - start, path)
         return packed, monomer
 
     def _selected_files(self) -> list:

@@ -31,7 +31,7 @@ HYDRONET_SETTINGS = (
     Setting("min_waters", "int", 3, "smallest cluster (water molecules) to read or generate",
             minimum=SMALLEST, maximum=LARGEST),
     Setting("max_waters", "int", None, "largest cluster to read or generate (unset: every published size; "
-            "9 for the dev set)", minimum=SMALLEST, maximum=LARGEST),
+            "12 for the dev set)", minimum=SMALLEST, maximum=LARGEST),
     Setting("max_per_size", "int", None, "published files: read at most this many clusters of each size, "
             "in file order (unset: all)", minimum=1, maximum=MOST_PER_SIZE),
     Setting("monomer_energy", "float", 0.0, "published files: energy (kcal/mol, the files' zero) of one "
@@ -56,7 +56,8 @@ def molplat_datasets() -> list[ComponentSpec]:
             kind="dataset",
             factory="molplat_hydronet.dataset:HydroNet",
             summary="HydroNet water clusters (H2O)n, n = 3-30, TTM2.1-F energies from your download; offline: a "
-                    "GFN2-xTB dev set of minima and MD frames with energies and forces",
+                    "GFN2-xTB dev set (n = 3-12, shipped) of minima and MD frames with energies and forces; data licence: "
+                    "the release states none, follow its download page's terms",
             settings=HYDRONET_SETTINGS,
             citation=HYDRONET_CITATION,
         ),
