@@ -58,7 +58,8 @@ def molplat_datasets() -> list[ComponentSpec]:
             kind="dataset",
             factory="molplat_md17.dataset:MD17",
             summary="MD17 / rMD17 molecular dynamics frames with energies (eV) and forces (eV/Å) from a downloaded "
-                    ".npz, or a GFN2-xTB trajectory at 500 K generated here (dev set: ethanol)",
+                    ".npz, or a GFN2-xTB trajectory at 500 K generated here (dev set: ethanol); data licence: that of the "
+                    "page you download MD17/rMD17 from (nothing is shipped)",
             settings=SETTINGS,
             citation=CITATION,
         )

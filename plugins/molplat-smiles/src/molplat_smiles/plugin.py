@@ -77,7 +77,8 @@ def molplat_datasets() -> list[ComponentSpec]:
             kind="dataset",
             factory="molplat_smiles.dataset:SmilesCSV",
             summary="Molecules from a SMILES CSV (PCQM4Mv2, AISD HOMO-LUMO layouts; QM9 SMILES as the dev set), "
-                    "bond graphs or ETKDG conformers by RDKit, gaps in eV",
+                    "bond graphs or ETKDG conformers by RDKit, gaps in eV; data licences: PCQM4Mv2 CC BY 4.0, QM9 CC0, "
+                    "AISD that of its download page",
             settings=DATASET_SETTINGS,
             citation=CITATION,
         )
