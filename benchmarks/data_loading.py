@@ -3,25 +3,36 @@
     .venv/bin/python benchmarks/data_loading.py --set qm9 --repeats 3
     .venv/bin/python benchmarks/data_loading.py --set qm9x30 --repeats 3 \
         --variants store-0,store-2,inline-0,inline-2 --epoch-batches 2000 --keep
+    .venv/bin/python benchmarks/data_loading.py --set smiles --repeats 3 \
+        --variants inline-0,pickle-0,store-0,adios-0,adiosgraph-0
     .venv/bin/python benchmarks/data_loading.py --report /tmp/molplat-data-loading/results-qm9-130831.json
 
 ``qm9`` is full QM9 (130,831 molecules, molplat-qm9's ``subset="full"``); ``qm9x30`` is
 QM9 repeated 30 times with seeded 0.01 Å jitter (3,924,930 graphs, PCQM4Mv2's size; see
 ``repeated_qm9.py``). Representation: molplat's adjacency_list at ``--cutoff`` (5 Å).
+``smiles`` is QM9's SMILES column with its HOMO-LUMO gap (molplat-smiles' ``smiles_csv``,
+``subset="qm9"``) as ``molecular_graph`` bond graphs with RDKit atom and bond features
+(needs molplat-smiles; its SMILES parse is cached by the dataset on first use).
 
 Variants (``--variants KIND-WORKERS,...``), each measured in a fresh child process
 (``--variant``) so that its memory is its own, one epoch of shuffled batches of 64 through
 a torch DataLoader with the core's SampleCollator, ``num_workers`` 0 or 2:
 
 - ``inline``: ``FeaturizingSamples`` (``[data] in_memory = false``): featurise every
-  structure each epoch; "load" builds the dataset object.
+  structure each epoch; "load" builds the dataset object. For ``smiles``, inline is the
+  conventional SMILES loader: every sample's SMILES is parsed by RDKit and turned into its
+  graph (``molplat_smiles.structure_from_smiles``) in ``__getitem__``, every epoch.
 - ``pickle``: the featurised Sample objects pickled once to one file, as a user would
   without the store; "load" is ``pickle.load`` of the file.
 - ``store``: ``SampleStore.build`` once (time and size reported); "load" is
   ``SampleStore.open`` with digest checks, as a run opens it.
 - ``adios``: the same samples in molplat-adios's ADIOS2 store (``[data] store_format =
   "adios"``), written by ``--build-workers`` writer processes; "load" is its ``open`` with
-  digest checks. Needs molplat-adios installed.
+  digest checks. Needs molplat-adios installed. Parts are read whole into memory while
+  they fit the backend's ``cache_mb`` (1024 MB per process, its default) and sliced there;
+  ``adiosgraph`` reads the same store with ``cache_mb = 0``: one ADIOS selection per field
+  and graph, the reader before this option existed. ``--adios-from-store`` writes the
+  ADIOS store from the samples of the core store (identical samples, no second featurising).
 
 Memory: the child's own peak RSS (``VmHWM``) with its anonymous and file-backed parts
 (sampled peaks), the largest peak RSS of its DataLoader workers (``RUSAGE_CHILDREN``: a
@@ -119,11 +130,33 @@ class MemorySampler(threading.Thread):
 
 
 # --------------------------------------------------------------------------- data
+class SmilesPerSample:
+    """QM9's SMILES, each parsed by RDKit into its bond graph when asked: the conventional loader."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:
+        from molplat_smiles.dataset import structure_from_smiles
+
+        row = self.dataset[i]  # slices of the cached arrays: the SMILES, id and gap only are used
+        molecule = structure_from_smiles(row.smiles, id=row.id)
+        molecule.targets = dict(row.targets)
+        return molecule
+
+
 def _dataset(name: str) -> Any:
     if name == "qm9":
         from molplat_qm9.dataset import QM9
 
         return QM9(subset="full")
+    if name == "smiles":
+        from molplat_smiles.dataset import SmilesCSV
+
+        return SmilesCSV(subset="qm9")
     sys.path.insert(0, str(HERE))
     from repeated_qm9 import RepeatedQM9
 
@@ -131,6 +164,10 @@ def _dataset(name: str) -> Any:
 
 
 def _representation(args: argparse.Namespace) -> Any:
+    if args.set == "smiles":
+        from molplat_smiles.representation import MolecularGraph
+
+        return MolecularGraph()
     from molplat.representations.adjacency_list import AdjacencyList
 
     return AdjacencyList(cutoff=args.cutoff)
@@ -142,8 +179,17 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     return _dataset(args.set), _representation(args), Heads((Head("gap"),))
 
 
+_SIZES: dict[str, int] = {"qm9": QM9_SIZE, "qm9x30": 30 * QM9_SIZE}
+
+
+def _set_size(name: str) -> int:
+    if name not in _SIZES:  # smiles: the SMILES RDKit reads (the dataset leaves out those it cannot)
+        _SIZES[name] = len(_dataset(name))
+    return _SIZES[name]
+
+
 def _count(args: argparse.Namespace, dataset_size: int | None = None) -> int:
-    full = QM9_SIZE * (30 if args.set == "qm9x30" else 1) if dataset_size is None else dataset_size
+    full = _set_size(args.set) if dataset_size is None else dataset_size
     return min(args.limit or full, full)
 
 
@@ -155,13 +201,14 @@ def _pickle_count(args: argparse.Namespace) -> int:
 def _store_key(args: argparse.Namespace) -> str:
     from molplat.data.store import store_key
 
-    return store_key({"name": "benchmark:" + args.set, "count": _count(args)},
-                     {"name": "molplat:adjacency_list", "cutoff": args.cutoff, "max_neighbors": None},
+    representation = ({"name": "smiles:molecular_graph"} if args.set == "smiles" else
+                      {"name": "molplat:adjacency_list", "cutoff": args.cutoff, "max_neighbors": None})
+    return store_key({"name": "benchmark:" + args.set, "count": _count(args)}, representation,
                      {"heads": [["gap", "graph"]], "forces": False})
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    folder = Path(args.workdir) / f"{args.set}-{_count(args)}-cutoff{args.cutoff:g}"
+    folder = Path(args.workdir) / (f"{args.set}-{_count(args)}" + ("" if args.set == "smiles" else f"-cutoff{args.cutoff:g}"))
     return folder / "store", folder / "samples.pkl"
 
 
@@ -218,9 +265,16 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     elif args.variant == "build-adios":
         from molplat_adios.store import AdiosBackend
 
-        AdiosBackend().build(_adios_dir(args), _featurized(args, _count(args)), _store_key(args),
-                             workers=args.build_workers)
-        result.update(seconds=time.perf_counter() - start, bytes=_disk_bytes(_adios_dir(args)), count=_count(args))
+        if args.adios_from_store:  # the core store's samples: identical, without featurising again
+            store = SampleStore.open(store_dir, _store_key(args), verify=False)
+            if store is None:
+                raise SystemExit(f"--adios-from-store: no store in {store_dir}; build it first")
+            samples = (store[i] for i in range(len(store)))
+        else:
+            samples = _featurized(args, _count(args))
+        AdiosBackend().build(_adios_dir(args), samples, _store_key(args), workers=args.build_workers)
+        result.update(seconds=time.perf_counter() - start, bytes=_disk_bytes(_adios_dir(args)), count=_count(args),
+                      from_store=bool(args.adios_from_store))
     elif args.variant == "build-pickle":
         samples = list(_featurized(args, _pickle_count(args)))
         with open(pickle_path, "wb") as handle:
@@ -229,18 +283,21 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     else:
         if args.variant == "inline":
             dataset, representation, heads = _setup(args)
+            if args.set == "smiles":
+                dataset = SmilesPerSample(dataset)
             source = FeaturizingSamples(dataset, np.arange(_count(args, len(dataset))), representation, heads)
         elif args.variant == "pickle":
             representation = _representation(args)
             start, load_cpu = time.perf_counter(), _cpu_seconds()
             with open(pickle_path, "rb") as handle:
                 source = SampleList(pickle.load(handle))
-        elif args.variant == "adios":
+        elif args.variant in ("adios", "adiosgraph"):
             from molplat_adios.store import AdiosBackend
 
             representation = _representation(args)
             start, load_cpu = time.perf_counter(), _cpu_seconds()
-            store = AdiosBackend().open(_adios_dir(args), _store_key(args))
+            backend = AdiosBackend() if args.variant == "adios" else AdiosBackend(cache_mb=0)
+            store = backend.open(_adios_dir(args), _store_key(args))
             if store is None:
                 raise SystemExit(f"no ADIOS store in {_adios_dir(args)}; run without --variant to build it")
             source = StoreSamples(store, np.arange(len(store)))
@@ -290,6 +347,8 @@ def _run_child(args: argparse.Namespace, variant: str, workers: int = 0) -> dict
         command += ["--limit", str(args.limit)]
     if args.epoch_batches:
         command += ["--epoch-batches", str(args.epoch_batches)]
+    if args.adios_from_store:
+        command += ["--adios-from-store"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{variant} (workers {workers}) failed:\n{done.stderr[-3000:]}")
@@ -327,13 +386,13 @@ def parent(args: argparse.Namespace) -> None:
     count, pickled = _count(args), _pickle_count(args)
     factor = count / pickled
     free = shutil.disk_usage(store_dir.parent).free
-    print(f"set {args.set}: {count} graphs, adjacency_list cutoff {args.cutoff:g} Å, batch {args.batch_size}; "
+    print(f"set {args.set}: {count} graphs, {_described(args)}, batch {args.batch_size}; "
           f"workdir {store_dir.parent} ({free / 1e9:.0f} GB free); {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
     prepared: dict[str, dict[str, Any]] = {}
     for kind, path in (("store", store_dir), ("pickle", pickle_path), ("adios", _adios_dir(args))):
-        if any(k == kind for k, _ in variants):
+        if any(k == kind or (kind == "adios" and k == "adiosgraph") for k, _ in variants):
             record = store_dir.parent / f"built-{kind}.json"
             if args.reuse and record.is_file() and path.exists():
                 prepared[kind] = dict(json.loads(record.read_text()), reused=True)
@@ -365,10 +424,14 @@ def parent(args: argparse.Namespace) -> None:
         print(f"deleted {store_dir.parent}")
 
 
+def _described(args: argparse.Namespace) -> str:
+    return "molecular_graph (RDKit bonds)" if args.set == "smiles" else f"adjacency_list cutoff {args.cutoff:g} Å"
+
+
 def _report(args, prepared, runs, count, pickled, factor) -> None:
     from tabulate import tabulate
 
-    print(f"\n## {args.set}: {count:,} graphs, adjacency_list {args.cutoff:g} Å, batch {args.batch_size}, "
+    print(f"\n## {args.set}: {count:,} graphs, {_described(args)}, batch {args.batch_size}, "
           f"{args.repeats} repeats, store format {_store_format()}\n")
     if args.epoch_batches:
         print(f"epoch s: the first {args.epoch_batches} batches of each shuffled epoch, timed and scaled to "
@@ -429,10 +492,11 @@ def _report(args, prepared, runs, count, pickled, factor) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("qm9", "qm9x30"), default="qm9")
+    parser.add_argument("--set", choices=("qm9", "qm9x30", "smiles"), default="qm9")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", default="inline-0,inline-2,pickle-0,pickle-2,store-0,store-2",
-                        help="comma-separated KIND-WORKERS, KIND in inline, pickle, store, adios (needs molplat-adios)")
+                        help="comma-separated KIND-WORKERS, KIND in inline, pickle, store, adios, adiosgraph "
+                             "(the last two need molplat-adios)")
     parser.add_argument("--workdir", default="/tmp/molplat-data-loading",
                         help="where the store and pickle are written (outside the repository)")
     parser.add_argument("--cutoff", type=float, default=5.0)
@@ -445,6 +509,8 @@ def main() -> None:
                         help="reuse a store and pickle kept by an earlier --keep run (their build rows are that run's)")
     parser.add_argument("--epoch-batches", type=int, default=0,
                         help="time only the first N batches of the shuffled epoch and scale to the whole epoch")
+    parser.add_argument("--adios-from-store", action="store_true",
+                        help="write the ADIOS store from the core store's samples (build the store first)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--report", metavar="RESULTS_JSON", help="print the tables of an earlier run's raw results")
