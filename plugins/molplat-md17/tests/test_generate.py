@@ -164,3 +164,29 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path: Path) -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], proc.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+# -- molplat md17 generate (the same generator as a molplat subcommand) ---------------------------
+def _molplat(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "import sys; from molplat.cli import main; sys.exit(main())", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_molplat_md17_generate_writes_what_the_module_writes(tmp_path: Path) -> None:
+    out = tmp_path / "md17_ethanol.npz"
+    proc = _molplat("md17", "generate", "ethanol", "--frames", "2", "--interval", "2", "--equilibration", "0",
+                    "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 2 frames of ethanol" in proc.stdout
+    t = read_npz(out)
+    ds = MD17(frames=2, interval=2, equilibration=0, progress=False, cache_dir=str(tmp_path / "cache"))
+    np.testing.assert_allclose(t.positions[1], ds[1].positions, atol=1e-8)
+
+
+def test_molplat_md17_generate_refuses_bad_input_with_one_line(tmp_path: Path) -> None:
+    proc = _molplat("md17", "generate", "ethanal", "--out", str(tmp_path / "x.npz"), "--no-progress")
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error:") and "not a known molecule" in line
+    helped = _molplat("md17", "generate", "--help")
+    assert helped.returncode == 0 and "usage: molplat md17 generate" in helped.stdout and "--frames" in helped.stdout

@@ -20,9 +20,9 @@ from molplat_md17 import generate
 from molplat_md17.plugin import MAX_FRAMES
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m molplat_md17") -> argparse.ArgumentParser:
     defaults = generate.MDSettings()
-    parser = argparse.ArgumentParser(prog="python -m molplat_md17", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="run GFN2-xTB Langevin dynamics and write an MD17-layout .npz")
     gen.add_argument("molecule", help=f"a known molecule ({', '.join(generate.MOLECULES)}), or a name for --smiles")
@@ -55,8 +55,12 @@ def _check(args: argparse.Namespace) -> None:
                               "name one of those, or give --smiles")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m molplat_md17") -> int:
+    """Run the command line ``argv``; ``prog`` names it in usage lines (``molplat md17`` as a subcommand)."""
+    try:
+        args = _parser(prog).parse_args(argv)
+    except SystemExit as exc:  # --help (0) or an argparse usage error (2): its message is printed already
+        return int(exc.code or 0)
     try:
         _check(args)
         label, smiles = (args.molecule, args.smiles) if args.smiles else generate.smiles_of(args.molecule, None)

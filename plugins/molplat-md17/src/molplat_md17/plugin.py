@@ -6,7 +6,7 @@ Only light modules are imported here: numpy-heavy reading, RDKit and tblite load
 from __future__ import annotations
 
 from molplat.hookspecs import hookimpl
-from molplat.specs import ComponentSpec, Setting
+from molplat.specs import CommandSpec, ComponentSpec, Setting
 
 MOLPLAT_API = ">=1.0,<2"
 
@@ -64,3 +64,9 @@ def molplat_datasets() -> list[ComponentSpec]:
             citation=CITATION,
         )
     ]
+
+
+@hookimpl
+def molplat_commands() -> list[CommandSpec]:
+    return [CommandSpec("md17", "molplat_md17.cli:md17",
+                        "md17 generate MOLECULE --out FILE.npz: an MD17-style GFN2-xTB trajectory at 500 K")]
