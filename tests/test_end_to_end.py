@@ -154,3 +154,39 @@ def test_resume_after_kill(tmp_path):
     path.write_text(PIPELINE.format(epochs=8, progress="false", runs=tmp_path / "runs").replace("lr = 2e-3", "lr = 1e-2"))
     other = cli("run", str(path), "--resume", str(run_dir), cwd=tmp_path)
     assert other.returncode == 2 and "[trainer] lr: run has 0.002, pipeline has 0.01" in other.stderr
+
+
+def test_graph_embeddings_are_per_structure_and_independent_of_the_batch(finished_run):
+    """What UMAP maps and ROGI scores: one row per structure, the same alone as in a batch, unmoved by rotation."""
+    run_dir, _ = finished_run
+    model = molplat.load_model(run_dir)
+    mols = [molecule("CH4"), molecule("H2O"), molecule("C6H6")]
+    together = model.graph_embeddings(mols, batch_size=2)
+    assert together.shape[0] == 3 and np.isfinite(together).all()
+    alone = np.concatenate([model.graph_embeddings([m]) for m in mols])
+    assert np.allclose(together, alone, atol=1e-5)
+    turned = mols[2].copy()
+    turned.rotate(70, "z", center="COM")
+    assert np.allclose(model.graph_embeddings([turned])[0], together[2], atol=1e-4)
+
+
+def test_target_values_read_the_labels_of_one_target(finished_run):
+    from molplat.structure import Structure
+
+    run_dir, _ = finished_run
+    model = molplat.load_model(run_dir)
+    labelled = Structure.from_atoms(molecule("H2O"))
+    labelled.targets["gap"] = 7.5
+    assert np.allclose(model.target_values([labelled, Structure.from_atoms(molecule("CH4"))], "gap"), [7.5, np.nan],
+                       equal_nan=True)
+
+
+def test_a_stage_samples_the_same_structures_every_time(tmp_path):
+    from molplat.results import RunContext
+
+    splits = {"train": list(range(10)), "val": list(range(10, 14)), "test": []}
+    context = RunContext(pipeline=None, run_dir=tmp_path, model=None, splits=splits)
+    assert context.sample(("train", "val"), 20, seed=0) == list(range(14))
+    drawn = context.sample(("train", "val"), 5, seed=3)
+    assert drawn == context.sample(("train", "val"), 5, seed=3) and drawn == sorted(drawn) and len(set(drawn)) == 5
+    assert context.sample(("test",), 5, seed=0) == []

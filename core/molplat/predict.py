@@ -14,9 +14,9 @@ from typing import Any, NotRequired, TypedDict
 import numpy as np
 import torch
 
-from molplat.data.samples import Sample, SampleCollator, SampleList, unlabelled_sample
+from molplat.data.samples import Sample, SampleCollator, SampleList, labels_of, unlabelled_sample
 from molplat.ensemble import EnsembleManifest, EnsembleTask
-from molplat.errors import ValidationError
+from molplat.errors import RunError, ValidationError
 from molplat.models.heads import Heads
 from molplat.pipeline.config import Pipeline
 from molplat.rundir import RunDirectory, read_checkpoint
@@ -219,6 +219,34 @@ class TrainedModel:
         if "forces_std" in out:
             result["forces_std"] = np.split(out["forces_std"], sizes)
         return result
+
+    def graph_embeddings(self, structures: Sequence[Any], batch_size: int = 64) -> np.ndarray:
+        """``[n, F]`` per-structure embeddings (``ModelOutput["graph_embedding"]``, the second-to-last layer).
+
+        What UMAP maps and ROGI scores. An ensemble's first member embeds: members'
+        embedding spaces are unrelated, so they cannot be averaged.
+        """
+        items = [s if isinstance(s, Structure) else Structure.from_atoms(s) for s in structures]
+        network = self.model.eval()
+        rows: list[np.ndarray] = []
+        with torch.no_grad():
+            for start in range(0, len(items), batch_size):
+                chunk = items[start:start + batch_size]
+                out = network(self.collator([unlabelled_sample(s, self.representation, self.heads) for s in chunk]))
+                if "graph_embedding" not in out:
+                    raise RunError(f"model {type(network).__name__} returns no graph_embedding; explainers need it "
+                                   "(molplat.models.ModelOutput)")
+                rows.append(out["graph_embedding"].detach().double().cpu().numpy())
+        found = np.concatenate(rows) if rows else np.zeros((0, 0))
+        if found.shape[0] != len(items):
+            raise RunError(f"model {type(network).__name__} returned {found.shape[0]} graph embeddings for "
+                           f"{len(items)} structures")
+        return found
+
+    def target_values(self, structures: Sequence[Structure], target: str) -> np.ndarray:
+        """The labelled value of graph-level ``target`` for each structure (NaN where it has none)."""
+        column = [h.name for h in self.heads.graph].index(target)
+        return np.array([labels_of(s, self.heads)[0][column] for s in structures], dtype=float)
 
 
 def _load_task(pipeline: Pipeline, path: Path, run: RunDirectory) -> tuple[AtomisticTask, Any]:

@@ -74,6 +74,19 @@ class RunContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def sample(self, splits: Sequence[str], limit: int, seed: int) -> list["Structure"]:
+        """The structures of ``splits`` pooled in order, or a seeded sample of ``limit`` of them (in order).
+
+        Stages that look at part of the data (UMAP, ROGI) draw the same structures every run.
+        """
+        pool = [s for name in splits for s in (self.splits.get(name) or [])]
+        if len(pool) <= limit:
+            return pool
+        import numpy as np
+
+        chosen = np.sort(np.random.default_rng(seed).choice(len(pool), size=limit, replace=False))
+        return [pool[int(i)] for i in chosen]
+
     def relative(self, path: Path) -> str:
         """``path`` relative to the run directory, as results record it."""
         return str(Path(path).resolve().relative_to(Path(self.run_dir).resolve()))

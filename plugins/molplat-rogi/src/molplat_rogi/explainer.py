@@ -17,7 +17,6 @@ from molplat.errors import RunError
 from molplat.files import atomic_write_text
 from molplat.results import Explanation, RunContext
 from molplat_rogi.descriptors import choose_descriptor, composition_vectors, descriptor_label, morgan_fingerprints
-from molplat_rogi.embeddings import sample_indices, structure_embeddings, target_values
 from molplat_rogi.plots import write_curves
 from molplat_rogi.roughness import Roughness, roughness_index
 
@@ -41,8 +40,7 @@ class RogiExplainer:
 
     def structures(self, context: RunContext) -> list:
         names = ("train", "val", "test") if self.split == "all" else (self.split,)
-        pool = [s for name in names for s in (context.splits.get(name) or [])]
-        return [pool[int(i)] for i in sample_indices(len(pool), self.max_structures, self.seed)]
+        return context.sample(names, self.max_structures, self.seed)
 
     def run(self, context: RunContext) -> Explanation:
         model = context.model
@@ -53,7 +51,7 @@ class RogiExplainer:
         if len(structures) < 3:
             raise RunError(f"[[explain]] rogi: split {self.split!r} has {len(structures)} structures; ROGI needs at "
                            f"least 3 (set split = \"all\" or a larger split)")
-        embeddings = structure_embeddings(model, structures, self.batch_size)
+        embeddings = model.graph_embeddings(structures, self.batch_size)
         if not np.isfinite(embeddings).all():
             raise RunError("[[explain]] rogi: the model's graph embeddings are not finite (NaN or inf)")
         kind = choose_descriptor(structures, self.descriptor)
@@ -64,7 +62,7 @@ class RogiExplainer:
         rows: list[tuple[str, str, Roughness, str]] = []
         metrics: dict[str, float] = {}
         for target in targets:
-            values = target_values(structures, model.heads, target)
+            values = model.target_values(structures, target)
             known = np.isfinite(values)
             if known.sum() < 3:
                 continue

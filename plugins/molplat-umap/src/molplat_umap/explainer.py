@@ -15,7 +15,7 @@ import numpy as np
 from molplat.errors import RunError
 from molplat.files import atomic_write_bytes, atomic_write_text
 from molplat.results import Explanation, RunContext
-from molplat_umap.embeddings import graph_target, sample_indices, structure_embeddings, target_values
+from molplat_umap.targets import graph_target
 
 SPLITS = ("train", "val", "test")
 MARKERS = {"train": "o", "val": "s", "test": "^"}
@@ -56,12 +56,11 @@ class UMAPExplainer:
         values: list[np.ndarray] = []
         embeddings: list[np.ndarray] = []
         for k, split in enumerate(SPLITS):
-            structures = context.splits.get(split) or []
-            chosen = [structures[int(i)] for i in sample_indices(len(structures), self.max_structures, self.seed + k)]
+            chosen = context.sample((split,), self.max_structures, self.seed + k)
             if not chosen:
                 continue
-            embeddings.append(structure_embeddings(model, chosen, self.batch_size))
-            values.append(target_values(chosen, model.heads, target))
+            embeddings.append(model.graph_embeddings(chosen, self.batch_size))
+            values.append(model.target_values(chosen, target))
             ids += [s.id for s in chosen]
             splits += [split] * len(chosen)
         if not embeddings:
