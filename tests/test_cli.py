@@ -336,8 +336,11 @@ def test_an_interrupted_run_exits_1_with_the_resume_command(toy_site, tmp_path):
     pipeline = tmp_path / "long.toml"
     pipeline.write_text(EMT_PIPELINE.format(count=16, epochs=1000, runs=tmp_path / "runs"))
     environment = dict(os.environ, PYTHONPATH=str(toy_site))
+    # SIG_DFL as in a terminal: a run started from a background job (`nohup make test &`) inherits SIGINT
+    # ignored, Ctrl+C cannot reach it, and it trains on to exit 0 (what two CI runs saw)
     proc = subprocess.Popen([sys.executable, "-m", "molplat.cli", "run", str(pipeline)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600  # generous: on a machine loaded 5x over, start-up and the first epoch took >120 s
     while time.time() < deadline and proc.poll() is None and not list(tmp_path.glob("runs/*/checkpoints/last.ckpt")):
         time.sleep(0.2)

@@ -10,6 +10,15 @@ import pytest
 from molplat import interrupts
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_reaches_python():
+    """As in a terminal. A shell starts background jobs (``nohup make test &``) with SIGINT ignored, and a
+    process that starts so keeps it ignored: Ctrl+C then cannot reach it at all."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class _SwallowsInterrupts:
     """Python prints and drops an exception raised in ``__del__``: a KeyboardInterrupt there is lost."""
 
