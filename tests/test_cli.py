@@ -282,6 +282,14 @@ def test_show_prints_bounds_and_choices_of_settings(capsys):
     assert readout[:4] == ["readout", "str", "'sum'", "'sum', 'mean'"]
 
 
+def test_validate_names_every_stage_component(capsys):
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    code, out, _ = invoke(capsys, "validate", str(examples / "qm9-explain.toml"))
+    assert code == 0 and "explain=saliency+grad_cam+umap+rogi" in out
+    code, out, _ = invoke(capsys, "validate", str(examples / "md.toml"))
+    assert code == 0 and "simulate=nve+nvt_berendsen" in out
+
+
 # -- validate, run, preprocess: invalid input and failures -----------------------------------
 def test_a_pipeline_that_is_not_utf8_is_one_line_exit_2(capsys, tmp_path):
     pipeline = tmp_path / "latin1.toml"

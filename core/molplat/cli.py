@@ -370,6 +370,9 @@ def validate(pipeline: str) -> int:
 
     loaded = Pipeline.load(pipeline)
     parts = [f"{t}={c.spec.name}" for t, c in loaded.components.items()]
+    for stage, choices in (("explain", loaded.explainers), ("simulate", loaded.simulators)):
+        if choices:
+            parts.append(f"{stage}={'+'.join(c.spec.name for c in choices)}")
     click.echo(f"{pipeline}: valid ({', '.join(parts)})")
     return EXIT_OK
 
