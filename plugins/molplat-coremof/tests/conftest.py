@@ -1,10 +1,10 @@
 """Shared fixtures: one dev-set build per session, with sockets disabled to prove it needs no network."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+from molplat_sdk import no_network
 
 
 @pytest.fixture(scope="session")
@@ -13,12 +13,7 @@ def coremof_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("molplat-cache")
 
-    def no_network(*_: object, **__: object) -> None:
-        raise AssertionError("the coremof dev set must load without network access")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(socket.socket, "connect", no_network)
-        mp.setattr(socket, "create_connection", no_network)
+    with no_network("the coremof dev set"):
         CoREMOF(cache_dir=str(folder))
     return folder
 

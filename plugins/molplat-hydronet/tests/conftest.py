@@ -2,11 +2,11 @@
 sockets disabled to prove it needs no network."""
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 import pytest
+from molplat_sdk import no_network
 
 # the test modules share helpers from hydronet_files.py; under --import-mode=importlib (the repository's
 # setting) a test folder is not on sys.path by itself
@@ -20,12 +20,7 @@ def hydronet_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("molplat-cache")
 
-    def no_network(*_: object, **__: object) -> None:
-        raise AssertionError("the hydronet dev set must be generated without network access")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(socket.socket, "connect", no_network)
-        mp.setattr(socket, "create_connection", no_network)
+    with no_network("the hydronet dev set"):
         HydroNet(**TINY, cache_dir=str(folder), progress=False)
     return folder
 

@@ -1,10 +1,10 @@
 """Shared fixtures: one small EMT dev set per session, generated with sockets disabled (no network)."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+from molplat_sdk import no_network
 
 #: a small dev set: a few seconds to relax, enough for every check
 SMALL = {"systems": 8, "max_steps": 12, "seed": 0}
@@ -21,12 +21,7 @@ def oc20_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("molplat-cache")
 
-    def no_network(*_: object, **__: object) -> None:
-        raise AssertionError("the OC20 dev set must be made without network access")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(socket.socket, "connect", no_network)
-        mp.setattr(socket, "create_connection", no_network)
+    with no_network("the OC20 dev set"):
         OC20S2EF(cache_dir=str(folder), **SMALL)
     return folder
 

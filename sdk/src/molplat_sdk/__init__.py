@@ -12,8 +12,9 @@ the pytest plugin this distribution registers.
 """
 from __future__ import annotations
 
+from molplat_sdk.checks.dataset import no_network
 from molplat_sdk.errors import ConformanceError
 from molplat_sdk.suite import PluginConformance, applies_to
 
 __version__ = "0.1.0"
-__all__ = ["ConformanceError", "PluginConformance", "applies_to"]
+__all__ = ["ConformanceError", "PluginConformance", "applies_to", "no_network"]
